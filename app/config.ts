@@ -1,0 +1,151 @@
+// Configuration is parsed once, bounded, frozen and passed down. Nothing else reads process.env.
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+const secret = (minLength: number) => z.string().min(minLength, `must be at least ${minLength} characters`);
+const optionalUrl = z
+  .string()
+  .url()
+  .refine((value) => /^postgres(ql)?:\/\//.test(value), 'must be a postgres:// URL')
+  .optional();
+const milliseconds = (min: number, max: number, fallback: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+const count = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+const EnvSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+
+    BALANCE_DATABASE_URL: optionalUrl,
+    LEDGER_DATABASE_URL: optionalUrl,
+    EMBEDDED_PG_DIR: z.string().min(1).default('.data'),
+    EMBEDDED_PG_PORT: z.coerce.number().int().min(1024).max(65535).default(54329),
+    DB_POOL_SIZE_MAX: count(1, 200, 20),
+    DB_STATEMENT_TIMEOUT_MS: milliseconds(100, 600_000, 30_000),
+
+    AUTH_JWT_SECRET: secret(32).optional(),
+    ADMIN_TOKEN: secret(16).optional(),
+    INTERNAL_TOKEN: secret(16).optional(),
+
+    PSP_BASE_URL: z.string().url().optional(),
+    PSP_WEBHOOK_SECRET: secret(16).optional(),
+    PSP_SIM_PORT: z.coerce.number().int().min(0).max(65535).default(4010),
+    PSP_CALLBACK_URL: z.string().url().optional(),
+
+    IDEMPOTENCY_CACHE_SIZE_MAX: count(0, 10_000_000, 100_000),
+    IDEMPOTENCY_KEY_RETENTION_HOURS: count(24, 24 * 90, 48),
+    HTTP_BODY_SIZE_MAX_BYTES: count(256, 1_048_576, 16_384),
+    RATE_LIMIT_USER_PER_SECOND: count(0, 1_000_000, 0),
+    RATE_LIMIT_USER_BURST: count(1, 1_000_000, 200),
+    LONG_POLL_WAIT_MS_MAX: milliseconds(0, 30_000, 30_000),
+  })
+  .refine((env) => (env.BALANCE_DATABASE_URL === undefined) === (env.LEDGER_DATABASE_URL === undefined), {
+    message: 'set both BALANCE_DATABASE_URL and LEDGER_DATABASE_URL, or neither (embedded PostgreSQL)',
+    path: ['LEDGER_DATABASE_URL'],
+  });
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export type Config = Readonly<{
+  nodeEnv: Env['NODE_ENV'];
+  logLevel: Env['LOG_LEVEL'];
+  port: number;
+  database: Readonly<{
+    balanceUrl: string | undefined;
+    ledgerUrl: string | undefined;
+    embeddedDir: string;
+    embeddedPort: number;
+    poolSizeMax: number;
+    statementTimeoutMs: number;
+  }>;
+  auth: Readonly<{
+    jwtSecret: string;
+    jwtSecretGenerated: boolean;
+    adminToken: string;
+    adminTokenGenerated: boolean;
+    internalToken: string;
+  }>;
+  psp: Readonly<{
+    baseUrl: string | undefined;
+    /** The first secret signs (simulator); every one of them verifies (rotation). */
+    webhookSecrets: readonly string[];
+    simPort: number;
+    callbackUrl: string;
+  }>;
+  http: Readonly<{
+    bodySizeMaxBytes: number;
+    rateLimitUserPerSecond: number;
+    rateLimitUserBurst: number;
+    longPollWaitMsMax: number;
+  }>;
+  idempotency: Readonly<{ cacheSizeMax: number; retentionHours: number }>;
+}>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const randomSecret = () => randomBytes(32).toString('base64url');
+
+/** Parses the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(emptyToUndefined(env));
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join('.') || 'environment'}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const webhookSecrets = (e.PSP_WEBHOOK_SECRET ?? randomSecret()).split(',').map((s) => s.trim());
+  if (webhookSecrets.some((s) => s.length < 16)) {
+    throw new ConfigError('invalid configuration:\n  PSP_WEBHOOK_SECRET: every comma-separated secret must be at least 16 characters');
+  }
+  return deepFreeze({
+    nodeEnv: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    port: e.PORT,
+    database: {
+      balanceUrl: e.BALANCE_DATABASE_URL,
+      ledgerUrl: e.LEDGER_DATABASE_URL,
+      embeddedDir: e.EMBEDDED_PG_DIR,
+      embeddedPort: e.EMBEDDED_PG_PORT,
+      poolSizeMax: e.DB_POOL_SIZE_MAX,
+      statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+    },
+    auth: {
+      jwtSecret: e.AUTH_JWT_SECRET ?? randomSecret(),
+      jwtSecretGenerated: e.AUTH_JWT_SECRET === undefined,
+      adminToken: e.ADMIN_TOKEN ?? randomSecret(),
+      adminTokenGenerated: e.ADMIN_TOKEN === undefined,
+      internalToken: e.INTERNAL_TOKEN ?? randomSecret(),
+    },
+    psp: {
+      baseUrl: e.PSP_BASE_URL,
+      webhookSecrets,
+      simPort: e.PSP_SIM_PORT,
+      callbackUrl: e.PSP_CALLBACK_URL ?? `http://127.0.0.1:${e.PORT}/withdraw/notify`,
+    },
+    http: {
+      bodySizeMaxBytes: e.HTTP_BODY_SIZE_MAX_BYTES,
+      rateLimitUserPerSecond: e.RATE_LIMIT_USER_PER_SECOND,
+      rateLimitUserBurst: e.RATE_LIMIT_USER_BURST,
+      longPollWaitMsMax: e.LONG_POLL_WAIT_MS_MAX,
+    },
+    idempotency: { cacheSizeMax: e.IDEMPOTENCY_CACHE_SIZE_MAX, retentionHours: e.IDEMPOTENCY_KEY_RETENTION_HOURS },
+  });
+}
+
+function emptyToUndefined(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
+  const result: Record<string, string | undefined> = {};
+  for (const [key, value] of Object.entries(env)) result[key] = value === '' ? undefined : value;
+  return result;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,70 @@
+// The one place that maps errors to the envelope and logs them, once.
+import type { NextFunction, Request, Response } from 'express';
+import {
+  BackendTerminatedError,
+  ConnectionError,
+  StatementTimeoutError,
+  UniqueIntegrityConstraintViolationError,
+} from 'slonik';
+import { ApiError, type Envelope } from './apiErrors.ts';
+
+type HttpParserError = Error & { type?: string; status?: number; expose?: boolean };
+
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  const parserError = error as HttpParserError;
+  switch (parserError?.type) {
+    case 'entity.too.large':
+      return new ApiError('payload_too_large', 'request body is too large', { cause: error });
+    case 'entity.parse.failed':
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+    case 'request.size.invalid':
+      return new ApiError('invalid_request', `body could not be read: ${parserError.message}`, { cause: error });
+    case 'request.aborted':
+      return new ApiError('invalid_request', 'request aborted', { cause: error });
+    default:
+      break;
+  }
+  if (isUnavailable(error)) return new ApiError('unavailable', 'a dependency is unavailable; retry with the same key', { cause: error });
+  return new ApiError('internal', 'internal error', { cause: error });
+}
+
+export function isUnavailable(error: unknown): boolean {
+  if (
+    error instanceof ConnectionError ||
+    error instanceof BackendTerminatedError ||
+    error instanceof StatementTimeoutError
+  ) return true;
+  const code = (error as { code?: string } | null)?.code ?? '';
+  // connection refused/reset at the socket, or PostgreSQL classes 08 (connection), 57P (shutdown), 53 (resources)
+  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code) || /^(08|57P|53)/.test(code);
+}
+
+export function isUniqueViolation(error: unknown, constraint?: string): boolean {
+  if (!(error instanceof UniqueIntegrityConstraintViolationError)) return false;
+  return constraint === undefined || error.constraint === constraint;
+}
+
+export function errorHandler() {
+  return (error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const apiError = toApiError(error);
+    if (apiError.status >= 500) {
+      req.log?.error({ err: error, kind: apiError.kind }, 'request failed');
+    } else {
+      req.log?.info({ kind: apiError.kind, msg_detail: apiError.message }, 'request rejected');
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    for (const [name, value] of Object.entries(apiError.headers)) res.setHeader(name, value);
+    res.status(apiError.status).json(apiError.envelope() satisfies Envelope);
+  };
+}
+
+export function notFoundHandler() {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    next(new ApiError('not_found', `no route ${req.method} ${req.path}`));
+  };
+}

@@ -1,0 +1,89 @@
+// The OpenAPI document, generated from the zod schemas that validate the requests.
+import { OpenApiGeneratorV3, OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
+import { CreateAccountSchema, CreditSchema, AccountStatusSchema } from '../admin/accountRoutes.ts';
+import { WithdrawOrderView, WithdrawRequestSchema } from '../withdraw/withdrawSchemas.ts';
+import { API_ERRORS } from './apiErrors.ts';
+import { z } from './zod.ts';
+
+export type OpenApiExtension = (registry: OpenAPIRegistry) => void;
+
+const envelope = <T extends z.ZodTypeAny>(data: T) =>
+  z.object({ code: z.number().int(), msg: z.string(), data });
+
+const ErrorEnvelope = z
+  .object({
+    code: z.number().int().openapi({ description: Object.entries(API_ERRORS).map(([k, v]) => `${v.code} ${k} (HTTP ${v.status})`).join('; ') }),
+    msg: z.string(),
+    data: z.null(),
+  })
+  .openapi('ErrorEnvelope');
+
+const AccountView = z
+  .object({
+    accountId: z.string().uuid(), userId: z.string(), currency: z.string(), status: z.string(),
+    balance: z.string(), available: z.string(), reserved: z.string(),
+  })
+  .openapi('Account');
+
+function errors(...statuses: number[]) {
+  return Object.fromEntries(
+    statuses.map((status) => [status, { description: 'error', content: { 'application/json': { schema: ErrorEnvelope } } }]),
+  );
+}
+
+export function buildOpenApiDocument(extensions: readonly OpenApiExtension[] = []) {
+  const registry = new OpenAPIRegistry();
+  const userAuth = registry.registerComponent('securitySchemes', 'userJwt', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  const adminAuth = registry.registerComponent('securitySchemes', 'adminToken', { type: 'http', scheme: 'bearer' });
+  const idempotencyHeader = z.string().uuid().openapi({ param: { name: 'idempotent-key', in: 'header' }, description: 'UUIDv7; Idempotency-Key is accepted as an alias' });
+
+  registry.registerPath({
+    method: 'post', path: '/withdraw', summary: 'Create a withdraw order (async)',
+    security: [{ [userAuth.name]: [] }],
+    request: { headers: z.object({ 'idempotent-key': idempotencyHeader }), body: { content: { 'application/json': { schema: WithdrawRequestSchema } } } },
+    responses: {
+      202: { description: 'accepted; replays carry Idempotent-Replayed: true', content: { 'application/json': { schema: envelope(z.object({ withdrawOrderId: z.string().uuid(), transactionId: z.string().uuid() })) } } },
+      ...errors(400, 401, 403, 404, 409, 422, 429, 500, 503),
+    },
+  });
+  registry.registerPath({
+    method: 'get', path: '/withdraw/{withdrawOrderId}', summary: 'Withdraw order status (long-poll with waitMs)',
+    security: [{ [userAuth.name]: [] }, { [adminAuth.name]: [] }],
+    request: {
+      params: z.object({ withdrawOrderId: z.string().uuid() }),
+      query: z.object({ waitMs: z.number().int().min(0).max(30000).optional(), status: z.string().optional() }),
+    },
+    responses: { 200: { description: 'the order', content: { 'application/json': { schema: envelope(WithdrawOrderView) } } }, ...errors(401, 404) },
+  });
+  registry.registerPath({
+    method: 'post', path: '/admin/accounts', summary: 'Create a wallet account', security: [{ [adminAuth.name]: [] }],
+    request: { body: { content: { 'application/json': { schema: CreateAccountSchema } } } },
+    responses: { 201: { description: 'created', content: { 'application/json': { schema: envelope(AccountView) } } }, ...errors(400, 401) },
+  });
+  registry.registerPath({
+    method: 'post', path: '/admin/accounts/{accountId}/credits', summary: 'Credit a wallet (idempotent by transactionId)',
+    security: [{ [adminAuth.name]: [] }],
+    request: { params: z.object({ accountId: z.string().uuid() }), body: { content: { 'application/json': { schema: CreditSchema } } } },
+    responses: { 200: { description: 'credited', content: { 'application/json': { schema: envelope(AccountView) } } }, ...errors(400, 401, 404, 422) },
+  });
+  registry.registerPath({
+    method: 'get', path: '/admin/accounts/{accountId}', summary: 'Read a wallet', security: [{ [adminAuth.name]: [] }],
+    request: { params: z.object({ accountId: z.string().uuid() }) },
+    responses: { 200: { description: 'the account', content: { 'application/json': { schema: envelope(AccountView) } } }, ...errors(401, 404) },
+  });
+  registry.registerPath({
+    method: 'post', path: '/admin/accounts/{accountId}/status', summary: 'Freeze, close or reactivate a wallet',
+    security: [{ [adminAuth.name]: [] }],
+    request: { params: z.object({ accountId: z.string().uuid() }), body: { content: { 'application/json': { schema: AccountStatusSchema } } } },
+    responses: { 200: { description: 'updated', content: { 'application/json': { schema: envelope(AccountView) } } }, ...errors(400, 401, 404) },
+  });
+  for (const path of ['/healthz', '/readyz', '/metrics']) {
+    registry.registerPath({ method: 'get', path, responses: { 200: { description: 'ok' }, 503: { description: 'not ready' } } });
+  }
+  for (const extend of extensions) extend(registry);
+
+  return new OpenApiGeneratorV3(registry.definitions).generateDocument({
+    openapi: '3.0.3',
+    info: { title: 'Withdraw system', version: '1.0.0', description: 'Envelope: {code, msg, data}. Money is a decimal string.' },
+  });
+}

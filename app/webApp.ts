@@ -1,0 +1,79 @@
+// Builds the web process from its parts; used by `npm run web`, `npm start` and the tests.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { accountRoutes } from './admin/accountRoutes.ts';
+import { createAccountDirectory } from './balance/accountDirectory.ts';
+import type { Config } from './config.ts';
+import type { Databases } from './db/pools.ts';
+import { createAuth } from './http/auth.ts';
+import { createMetrics } from './http/metrics.ts';
+import { buildOpenApiDocument } from './http/openapi.ts';
+import { opsRoutes } from './http/opsRoutes.ts';
+import { createHttpApp } from './http/server.ts';
+import type { Logger } from './logger.ts';
+import { withdrawRoutes } from './withdraw/withdrawRoutes.ts';
+import { createWithdrawService } from './withdraw/withdrawService.ts';
+
+export type WebProcess = Readonly<{
+  url: string;
+  port: number;
+  server: Server;
+  /** stop accepting connections, let in-flight requests finish (bounded), close keep-alives */
+  close: (graceMs?: number) => Promise<void>;
+}>;
+
+export function adminTokensOf(config: Config): Map<string, string> {
+  return new Map([['admin', config.auth.adminToken]]);
+}
+
+export async function startWebProcess(deps: { config: Config; databases: Databases; logger: Logger }): Promise<WebProcess> {
+  const { config, databases, logger } = deps;
+  const metrics = createMetrics('web');
+  const auth = createAuth({
+    jwtSecret: config.auth.jwtSecret,
+    adminTokens: adminTokensOf(config),
+    internalToken: config.auth.internalToken,
+  });
+  const accounts = createAccountDirectory(databases.balance, { factsSizeMax: 100_000, userListTtlMs: 5_000 });
+  const withdraws = createWithdrawService({
+    db: databases.balance,
+    accounts,
+    settings: { cacheSizeMax: config.idempotency.cacheSizeMax, cacheTtlMs: 10 * 60_000 },
+  });
+  const app = createHttpApp({
+    logger,
+    metrics,
+    bodySizeMaxBytes: config.http.bodySizeMaxBytes,
+    routers: [
+      opsRoutes({ databases, metrics, openApiDocument: () => buildOpenApiDocument() }),
+      withdrawRoutes({ auth, withdraws, longPollWaitMsMax: config.http.longPollWaitMsMax }),
+      accountRoutes({ auth, db: databases.balance, accounts }),
+    ],
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const listening = app.listen(config.port, '0.0.0.0', (error?: Error) => (error ? reject(error) : resolve(listening)));
+  });
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 60_000;
+  server.maxHeadersCount = 100;
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    server,
+    close: (graceMs = 10_000) => closeServer(server, graceMs),
+  };
+}
+
+function closeServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

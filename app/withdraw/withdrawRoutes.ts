@@ -1,0 +1,67 @@
+// POST /withdraw and GET /withdraw/{withdrawOrderId} (contract.md).
+import type { Request, Response, Router } from 'express';
+import express from 'express';
+import type { Auth } from '../http/auth.ts';
+import { ApiError, okEnvelope } from '../http/apiErrors.ts';
+import { describeZodError, uuidV7 } from '../http/zod.ts';
+import type { WithdrawService } from './withdrawService.ts';
+import { orderView } from './withdrawService.ts';
+import { IDEMPOTENCY_HEADERS, WaitQuerySchema, WithdrawRequestSchema } from './withdrawSchemas.ts';
+import type { OrderRow } from './withdrawQueries.ts';
+
+export type OrderWaiter = (orderId: string, unlessStatus: string | undefined, waitMs: number) => Promise<void>;
+
+export function idempotencyKeyOf(req: Request): string {
+  const values = IDEMPOTENCY_HEADERS.map((name) => req.get(name)).filter((v): v is string => v !== undefined);
+  const [key] = values;
+  if (key === undefined) throw new ApiError('invalid_idempotency_key', 'idempotent-key header is required (a UUIDv7)');
+  if (values.some((v) => v !== key)) throw new ApiError('invalid_idempotency_key', 'idempotent-key and Idempotency-Key differ');
+  if (!uuidV7.safeParse(key).success) throw new ApiError('invalid_idempotency_key', 'idempotent-key must be a UUIDv7');
+  return key.toLowerCase();
+}
+
+export function withdrawRoutes(deps: {
+  auth: Auth;
+  withdraws: WithdrawService;
+  waitForChange?: OrderWaiter;
+  longPollWaitMsMax: number;
+}): Router {
+  const router = express.Router();
+
+  router.post('/withdraw', deps.auth.require('user'), async (req: Request, res: Response) => {
+    const principal = req.principal;
+    if (principal?.kind !== 'user') throw new ApiError('forbidden', 'a user token is required');
+    const idempotencyKey = idempotencyKeyOf(req);
+    const parsed = WithdrawRequestSchema.safeParse(req.body);
+    if (!parsed.success) throw new ApiError('invalid_request', describeZodError(parsed.error));
+    const reply = await deps.withdraws.requestWithdraw({ userId: principal.userId, idempotencyKey, request: parsed.data });
+    const body = reply.body as { data?: { withdrawOrderId?: string; transactionId?: string } } | null;
+    if (body?.data?.transactionId) res.locals.transactionId = body.data.transactionId;
+    if (reply.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.status(reply.status).json(reply.body);
+  });
+
+  router.get('/withdraw/:withdrawOrderId', deps.auth.require('user', 'admin'), async (req: Request, res: Response) => {
+    const orderId = String(req.params.withdrawOrderId);
+    const query = WaitQuerySchema.safeParse(req.query);
+    if (!query.success) throw new ApiError('invalid_request', describeZodError(query.error));
+    const visible = async (): Promise<OrderRow> => {
+      const order = await deps.withdraws.getOrder(orderId);
+      const principal = req.principal;
+      const allowed = principal?.kind === 'admin' || (principal?.kind === 'user' && order?.userId === principal.userId);
+      // another user's order is indistinguishable from a missing one
+      if (!order || !allowed) throw new ApiError('not_found', 'no such withdraw order');
+      return order;
+    };
+    let order = await visible();
+    const waitMs = Math.min(query.data.waitMs ?? 0, deps.longPollWaitMsMax);
+    if (waitMs > 0 && deps.waitForChange && order.status === (query.data.status ?? order.status)) {
+      await deps.waitForChange(order.orderId, query.data.status ?? order.status, waitMs);
+      order = await visible();
+    }
+    res.locals.transactionId = order.transactionId;
+    res.status(200).json(okEnvelope('ok', orderView(order)));
+  });
+
+  return router;
+}

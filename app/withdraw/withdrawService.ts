@@ -1,0 +1,156 @@
+// The synchronous half of a withdrawal: validate, resolve the account, parse the amount exactly,
+// then ONE database call that claims the idempotency key, reserves the money, creates the order
+// and writes the outbox event. An in-process cache of stored replies spares the database on
+// retries; correctness comes from the database alone.
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { CommonQueryMethods } from 'slonik';
+import { v7 as uuidv7 } from 'uuid';
+import type { AccountDirectory, AccountFacts } from '../balance/accountDirectory.ts';
+import { ApiError, errorEnvelope, okEnvelope } from '../http/apiErrors.ts';
+import { canonicalDecimal, describeAmountFailure, formatMinor, isCurrency, parseAmount, type Currency } from '../money/money.ts';
+import { createWithdraw, findOrder, type OrderRow, type StoredResponse } from './withdrawQueries.ts';
+import type { WithdrawRequest } from './withdrawSchemas.ts';
+
+export type WithdrawReply = Readonly<{ status: number; body: unknown; replayed: boolean }>;
+
+type CachedReply = Readonly<{ requestHash: string; status: number; body: unknown }>;
+
+export type WithdrawServiceSettings = Readonly<{ cacheSizeMax: number; cacheTtlMs: number }>;
+
+export function requestHash(userId: string, request: WithdrawRequest): string {
+  const canonical = JSON.stringify([
+    userId,
+    request.fromAccountId ?? null,
+    request.toAccountId,
+    canonicalDecimal(request.amount),
+    request.currency ?? null,
+  ]);
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+export function createWithdrawService(deps: {
+  db: CommonQueryMethods;
+  accounts: AccountDirectory;
+  settings: WithdrawServiceSettings;
+}) {
+  const { db, accounts } = deps;
+  const replies = new LRUCache<string, CachedReply>({
+    max: Math.max(1, deps.settings.cacheSizeMax),
+    ttl: Math.max(1, deps.settings.cacheTtlMs),
+  });
+  const cacheEnabled = deps.settings.cacheSizeMax > 0;
+
+  async function resolveAccount(userId: string, request: WithdrawRequest): Promise<AccountFacts> {
+    if (request.fromAccountId !== undefined) {
+      const facts = await accounts.byId(request.fromAccountId);
+      if (!facts) throw new ApiError('not_found', 'no such account');
+      if (facts.userId !== userId) throw new ApiError('forbidden', 'the account belongs to another user');
+      if (request.currency !== undefined && request.currency !== facts.currency) {
+        throw new ApiError('account_unusable', `the account is in ${facts.currency}, not ${request.currency}`);
+      }
+      return facts;
+    }
+    const own = (await accounts.ofUser(userId)).filter((a) => request.currency === undefined || a.currency === request.currency);
+    if (own.length === 0) throw new ApiError('not_found', 'the user has no account to withdraw from');
+    if (own.length > 1) throw new ApiError('invalid_request', 'fromAccountId: required when the user has several accounts');
+    return own[0]!;
+  }
+
+  function parseMinor(amount: string, currency: Currency): bigint {
+    const parsed = parseAmount(amount, currency);
+    if (!parsed.ok) throw new ApiError('invalid_request', `amount: ${describeAmountFailure(parsed.reason)}`);
+    return parsed.minor;
+  }
+
+  async function requestWithdraw(input: {
+    userId: string;
+    idempotencyKey: string;
+    request: WithdrawRequest;
+  }): Promise<WithdrawReply> {
+    const { userId, idempotencyKey, request } = input;
+    const hash = requestHash(userId, request);
+    const cacheKey = `${userId}\u0000${idempotencyKey.toLowerCase()}`;
+    const cached = cacheEnabled ? replies.get(cacheKey) : undefined;
+    if (cached) {
+      if (cached.requestHash !== hash) throw keyReused();
+      return { status: cached.status, body: cached.body, replayed: true };
+    }
+
+    const account = await resolveAccount(userId, request);
+    const amountMinor = parseMinor(request.amount, account.currency);
+    const orderId = uuidv7();
+    const transactionId = uuidv7();
+    const result = await createWithdraw(db, {
+      userId,
+      idempotencyKey,
+      requestHash: hash,
+      accountId: account.accountId,
+      toAccountId: request.toAccountId,
+      amountMinor,
+      currency: account.currency,
+      orderId,
+      transactionId,
+      responses: possibleResponses(orderId, transactionId, account.currency),
+    });
+
+    switch (result.outcome) {
+      case 'in_flight':
+        throw new ApiError('request_in_flight', 'a request with this idempotent-key is still in flight');
+      case 'key_reused':
+        throw keyReused();
+      case 'account_not_found':
+        throw new ApiError('not_found', 'no such account');
+      case 'forbidden':
+        throw new ApiError('forbidden', 'the account belongs to another user');
+      default: {
+        const status = result.responseStatus;
+        if (status === null) throw new Error(`withdraw_create returned ${result.outcome} without a response`);
+        if (cacheEnabled) replies.set(cacheKey, { requestHash: hash, status, body: result.responseBody });
+        return { status, body: result.responseBody, replayed: result.outcome === 'replay' };
+      }
+    }
+  }
+
+  async function getOrder(orderId: string): Promise<OrderRow | null> {
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(orderId)) return null;
+    return findOrder(db, orderId);
+  }
+
+  return { requestWithdraw, getOrder };
+}
+
+export type WithdrawService = ReturnType<typeof createWithdrawService>;
+
+function keyReused(): ApiError {
+  return new ApiError('idempotency_key_reused', 'idempotent-key was already used with a different request');
+}
+
+function possibleResponses(orderId: string, transactionId: string, currency: Currency): Record<
+  'created' | 'insufficient_funds' | 'account_unusable' | 'limit_exceeded',
+  StoredResponse
+> {
+  return {
+    created: { status: 202, body: okEnvelope('processing', { withdrawOrderId: orderId, transactionId }) },
+    insufficient_funds: errorEnvelope('insufficient_funds', 'insufficient available balance'),
+    account_unusable: errorEnvelope('account_unusable', `account is not usable (frozen, closed, or not in ${currency})`),
+    limit_exceeded: errorEnvelope('limit_exceeded', 'a withdraw limit would be exceeded'),
+  };
+}
+
+export function orderView(order: OrderRow) {
+  const currency = order.currency;
+  if (!isCurrency(currency)) throw new Error(`order ${order.orderId} has unknown currency ${currency}`);
+  return {
+    withdrawOrderId: order.orderId,
+    transactionId: order.transactionId,
+    status: order.status,
+    amount: formatMinor(order.amountMinor, currency),
+    currency: order.currency,
+    fromAccountId: order.accountId,
+    toAccountId: order.toAccountId,
+    createdAt: new Date(order.createdAt).toISOString(),
+    updatedAt: new Date(order.updatedAt).toISOString(),
+    ...(order.failureReason !== null ? { failureReason: order.failureReason } : {}),
+  };
+}
