@@ -40,6 +40,24 @@ const EnvSchema = z
     RATE_LIMIT_USER_PER_SECOND: count(0, 1_000_000, 0),
     RATE_LIMIT_USER_BURST: count(1, 1_000_000, 200),
     LONG_POLL_WAIT_MS_MAX: milliseconds(0, 30_000, 30_000),
+    LONG_POLL_WAITERS_MAX: count(0, 100_000, 10_000),
+
+    WORKER_CONCURRENCY: count(1, 500, 32),
+    WORKER_LOCAL_QUEUE_SIZE: count(-1, 5_000, 64),
+    WORKER_HEARTBEAT_INTERVAL_MS: milliseconds(500, 60_000, 5_000),
+    WORKER_STALE_AFTER_MS: milliseconds(2_000, 3_600_000, 30_000),
+    WORKER_SHUTDOWN_GRACE_MS: milliseconds(1_000, 120_000, 20_000),
+    RELAY_BATCH_SIZE_MAX: count(1, 5_000, 500),
+    RELAY_POLL_INTERVAL_MS: milliseconds(100, 600_000, 2_000),
+    INBOX_BATCH_SIZE_MAX: count(1, 5_000, 200),
+    OUTBOX_RETENTION_HOURS: count(1, 24 * 365, 72),
+
+    GATEWAY_CONNECT_TIMEOUT_MS: milliseconds(50, 60_000, 2_000),
+    GATEWAY_TIMEOUT_MS: milliseconds(100, 120_000, 5_000),
+    GATEWAY_CONNECTIONS_MAX: count(1, 1_000, 128),
+    GATEWAY_SUBMIT_ATTEMPTS_MAX: count(1, 100, 8),
+    GATEWAY_RETRY_BASE_MS: milliseconds(10, 600_000, 1_000),
+    GATEWAY_RETRY_MAX_MS: milliseconds(10, 3_600_000, 60_000),
   })
   .refine((env) => (env.BALANCE_DATABASE_URL === undefined) === (env.LEDGER_DATABASE_URL === undefined), {
     message: 'set both BALANCE_DATABASE_URL and LEDGER_DATABASE_URL, or neither (embedded PostgreSQL)',
@@ -79,8 +97,28 @@ export type Config = Readonly<{
     rateLimitUserPerSecond: number;
     rateLimitUserBurst: number;
     longPollWaitMsMax: number;
+    longPollWaitersMax: number;
   }>;
   idempotency: Readonly<{ cacheSizeMax: number; retentionHours: number }>;
+  worker: Readonly<{
+    concurrency: number;
+    localQueueSize: number;
+    heartbeatIntervalMs: number;
+    staleAfterMs: number;
+    shutdownGraceMs: number;
+    relayBatchSizeMax: number;
+    relayPollIntervalMs: number;
+    inboxBatchSizeMax: number;
+    outboxRetentionHours: number;
+  }>;
+  gateway: Readonly<{
+    connectTimeoutMs: number;
+    timeoutMs: number;
+    connectionsMax: number;
+    submitAttemptsMax: number;
+    retryBaseMs: number;
+    retryMaxMs: number;
+  }>;
 }>;
 
 export class ConfigError extends Error {
@@ -131,8 +169,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       rateLimitUserPerSecond: e.RATE_LIMIT_USER_PER_SECOND,
       rateLimitUserBurst: e.RATE_LIMIT_USER_BURST,
       longPollWaitMsMax: e.LONG_POLL_WAIT_MS_MAX,
+      longPollWaitersMax: e.LONG_POLL_WAITERS_MAX,
     },
     idempotency: { cacheSizeMax: e.IDEMPOTENCY_CACHE_SIZE_MAX, retentionHours: e.IDEMPOTENCY_KEY_RETENTION_HOURS },
+    worker: {
+      concurrency: e.WORKER_CONCURRENCY,
+      localQueueSize: e.WORKER_LOCAL_QUEUE_SIZE,
+      heartbeatIntervalMs: e.WORKER_HEARTBEAT_INTERVAL_MS,
+      staleAfterMs: e.WORKER_STALE_AFTER_MS,
+      shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
+      relayBatchSizeMax: e.RELAY_BATCH_SIZE_MAX,
+      relayPollIntervalMs: e.RELAY_POLL_INTERVAL_MS,
+      inboxBatchSizeMax: e.INBOX_BATCH_SIZE_MAX,
+      outboxRetentionHours: e.OUTBOX_RETENTION_HOURS,
+    },
+    gateway: {
+      connectTimeoutMs: e.GATEWAY_CONNECT_TIMEOUT_MS,
+      timeoutMs: e.GATEWAY_TIMEOUT_MS,
+      connectionsMax: e.GATEWAY_CONNECTIONS_MAX,
+      submitAttemptsMax: e.GATEWAY_SUBMIT_ATTEMPTS_MAX,
+      retryBaseMs: e.GATEWAY_RETRY_BASE_MS,
+      retryMaxMs: e.GATEWAY_RETRY_MAX_MS,
+    },
   });
 }
 

@@ -18,7 +18,7 @@ try {
     statementTimeoutMs: config.database.statementTimeoutMs,
     applicationName: 'withdraw-web',
   });
-  const web = await startWebProcess({ config, databases, logger });
+  const web = await startWebProcess({ config, databases, balanceUrl: urls.balanceUrl, logger });
   installShutdown(logger, () => [
     { name: 'http', run: () => web.close() },
     { name: 'databases', run: () => endDatabases(databases) },

@@ -13,6 +13,8 @@ import { createHttpApp } from './http/server.ts';
 import type { Logger } from './logger.ts';
 import { withdrawRoutes } from './withdraw/withdrawRoutes.ts';
 import { createWithdrawService } from './withdraw/withdrawService.ts';
+import { createStatusWaiter } from './withdraw/statusWaiter.ts';
+import { gatewayRoutes } from './gateway/gatewayRoutes.ts';
 
 export type WebProcess = Readonly<{
   url: string;
@@ -26,7 +28,13 @@ export function adminTokensOf(config: Config): Map<string, string> {
   return new Map([['admin', config.auth.adminToken]]);
 }
 
-export async function startWebProcess(deps: { config: Config; databases: Databases; logger: Logger }): Promise<WebProcess> {
+export async function startWebProcess(deps: {
+  config: Config;
+  databases: Databases;
+  /** for LISTEN (long-poll); pools do not lend connections for that */
+  balanceUrl: string;
+  logger: Logger;
+}): Promise<WebProcess> {
   const { config, databases, logger } = deps;
   const metrics = createMetrics('web');
   const auth = createAuth({
@@ -40,14 +48,16 @@ export async function startWebProcess(deps: { config: Config; databases: Databas
     accounts,
     settings: { cacheSizeMax: config.idempotency.cacheSizeMax, cacheTtlMs: 10 * 60_000 },
   });
+  const statusWaiter = createStatusWaiter({ balanceUrl: deps.balanceUrl, waitersMax: config.http.longPollWaitersMax, logger });
   const app = createHttpApp({
     logger,
     metrics,
     bodySizeMaxBytes: config.http.bodySizeMaxBytes,
     routers: [
       opsRoutes({ databases, metrics, openApiDocument: () => buildOpenApiDocument() }),
-      withdrawRoutes({ auth, withdraws, longPollWaitMsMax: config.http.longPollWaitMsMax }),
+      withdrawRoutes({ auth, withdraws, waitForChange: statusWaiter.wait, longPollWaitMsMax: config.http.longPollWaitMsMax }),
       accountRoutes({ auth, db: databases.balance, accounts }),
+      gatewayRoutes({ auth, balance: databases.balance, webhookSecrets: config.psp.webhookSecrets }),
     ],
   });
   const server = await new Promise<Server>((resolve, reject) => {
@@ -62,7 +72,10 @@ export async function startWebProcess(deps: { config: Config; databases: Databas
     url: `http://127.0.0.1:${port}`,
     port,
     server,
-    close: (graceMs = 10_000) => closeServer(server, graceMs),
+    close: async (graceMs = 10_000) => {
+      await statusWaiter.close();
+      await closeServer(server, graceMs);
+    },
   };
 }
 

@@ -9,7 +9,7 @@ import { orderView } from './withdrawService.ts';
 import { IDEMPOTENCY_HEADERS, WaitQuerySchema, WithdrawRequestSchema } from './withdrawSchemas.ts';
 import type { OrderRow } from './withdrawQueries.ts';
 
-export type OrderWaiter = (orderId: string, unlessStatus: string | undefined, waitMs: number) => Promise<void>;
+export type OrderWaiter = (orderId: string, stillSame: () => Promise<boolean>, waitMs: number) => Promise<boolean>;
 
 export function idempotencyKeyOf(req: Request): string {
   const values = IDEMPOTENCY_HEADERS.map((name) => req.get(name)).filter((v): v is string => v !== undefined);
@@ -55,9 +55,13 @@ export function withdrawRoutes(deps: {
     };
     let order = await visible();
     const waitMs = Math.min(query.data.waitMs ?? 0, deps.longPollWaitMsMax);
-    if (waitMs > 0 && deps.waitForChange && order.status === (query.data.status ?? order.status)) {
-      await deps.waitForChange(order.orderId, query.data.status ?? order.status, waitMs);
+    const unchangedFrom = query.data.status ?? order.status;
+    const deadline = Date.now() + waitMs;
+    const stillSame = async () => (await deps.withdraws.getOrder(orderId))?.status === unchangedFrom;
+    while (deps.waitForChange && order.status === unchangedFrom && Date.now() < deadline) {
+      const waited = await deps.waitForChange(order.orderId, stillSame, deadline - Date.now());
       order = await visible();
+      if (!waited) break;
     }
     res.locals.transactionId = order.transactionId;
     res.status(200).json(okEnvelope('ok', orderView(order)));

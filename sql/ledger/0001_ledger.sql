@@ -67,10 +67,16 @@ create trigger journal_transactions_no_truncate before truncate on journal_trans
 -- commit, once the whole transaction is written.
 create function journal_must_balance() returns trigger language plpgsql as $$
 declare
-  v_journal_id bigint := case when tg_table_name = 'entries' then new.journal_id else new.id end;
+  v_journal_id bigint;
   v_count bigint;
   v_unbalanced text;
 begin
+  -- a record's fields are resolved per statement, so each branch only names its own table's field
+  if tg_table_name = 'entries' then
+    v_journal_id := new.journal_id;
+  else
+    v_journal_id := new.id;
+  end if;
   select count(*) into v_count from entries e where e.journal_id = v_journal_id;
   select string_agg(currency || ' ' || total, ', ') into v_unbalanced
     from (select e.currency, sum(e.amount_minor) as total from entries e

@@ -4,6 +4,11 @@ import { loadConfig, type Config } from '../../app/config.ts';
 import { signUserToken } from '../../app/http/auth.ts';
 import { createLogger, type Logger } from '../../app/logger.ts';
 import { startWebProcess, type WebProcess } from '../../app/webApp.ts';
+import { createPspSimulator, type Knobs } from '../../app/gateway/simulator/pspSimulator.ts';
+import { createPspHttpAdapter } from '../../app/gateway/pspHttpAdapter.ts';
+import { startWorkerProcess, type WorkerProcess } from '../../jobs/workerApp.ts';
+import { sql } from 'slonik';
+import { z } from 'zod';
 import { call, type JsonReply } from './http.ts';
 import { createTestDatabases, type TestDatabases } from './testDatabases.ts';
 
@@ -25,8 +30,26 @@ export type TestSystem = Readonly<{
   /** creates an account for userId and credits it */
   fundedAccount: (userId: string, amount: string, currency?: string) => Promise<string>;
   withdraw: (token: string, body: unknown, key?: string) => Promise<JsonReply>;
+  /** present when started with { worker: true } */
+  sim: ReturnType<typeof createPspSimulator> | null;
+  simUrl: string | null;
+  worker: WorkerProcess | null;
+  startWorker: () => Promise<WorkerProcess>;
+  /** polls the Balance DB until every order is in one of `statuses` */
+  waitForOrders: (orderIds: readonly string[], statuses: readonly string[], timeoutMs?: number) => Promise<Map<string, string>>;
   stop: () => Promise<void>;
 }>;
+
+/** Fast retries and short timeouts so fault tests finish quickly. */
+export const FAST_ASYNC_ENV: Record<string, string> = {
+  GATEWAY_RETRY_BASE_MS: '20',
+  GATEWAY_RETRY_MAX_MS: '200',
+  GATEWAY_TIMEOUT_MS: '400',
+  GATEWAY_CONNECT_TIMEOUT_MS: '400',
+  RELAY_POLL_INTERVAL_MS: '200',
+  WORKER_CONCURRENCY: '16',
+  WORKER_HEARTBEAT_INTERVAL_MS: '500',
+};
 
 export function testConfig(db: Pick<TestDatabases, 'balanceUrl' | 'ledgerUrl'>, extra: Record<string, string> = {}): Config {
   return loadConfig({
@@ -40,11 +63,51 @@ export function testConfig(db: Pick<TestDatabases, 'balanceUrl' | 'ledgerUrl'>, 
   });
 }
 
-export async function startTestSystem(options: { env?: Record<string, string>; db?: TestDatabases } = {}): Promise<TestSystem> {
+export async function startTestSystem(
+  options: { env?: Record<string, string>; db?: TestDatabases; worker?: boolean; knobs?: Partial<Knobs>; seed?: number } = {},
+): Promise<TestSystem> {
   const db = options.db ?? (await createTestDatabases());
-  const config = testConfig(db, options.env);
+  const env = { ...(options.worker ? FAST_ASYNC_ENV : {}), ...(options.env ?? {}) };
+  let config = testConfig(db, env);
   const logger = createLogger({ level: config.logLevel, name: 'test-web' });
-  const web = await startWebProcess({ config, databases: db.databases, logger });
+  const web = await startWebProcess({ config, databases: db.databases, balanceUrl: db.balanceUrl, logger });
+  let sim: ReturnType<typeof createPspSimulator> | null = null;
+  let simUrl: string | null = null;
+  let worker: WorkerProcess | null = null;
+  const psps: Array<{ close: () => Promise<void> }> = [];
+  const startWorker = async () => {
+    if (!simUrl) throw new Error('start the system with { worker: true }');
+    const psp = createPspHttpAdapter({ baseUrl: simUrl, ...config.gateway });
+    psps.push(psp);
+    return startWorkerProcess({
+      config, databases: db.databases, balanceUrl: db.balanceUrl, ledgerUrl: db.ledgerUrl, psp,
+      logger: createLogger({ level: config.logLevel, name: 'test-worker' }),
+    });
+  };
+  if (options.worker) {
+    sim = createPspSimulator({
+      port: 0,
+      callbackUrl: `${web.url}/withdraw/notify`,
+      webhookSecret: TEST_SECRETS.PSP_WEBHOOK_SECRET,
+      knobs: options.knobs ?? {},
+      seed: options.seed ?? 1,
+    });
+    simUrl = (await sim.start()).url;
+    config = testConfig(db, { ...env, PSP_BASE_URL: simUrl });
+    worker = await startWorker();
+  }
+  const OrderStatusRow = z.object({ id: z.string(), status: z.string() });
+  async function waitForOrders(orderIds: readonly string[], statuses: readonly string[], timeoutMs = 20_000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const rows = await db.databases.balance.any(sql.type(OrderStatusRow)`
+        select id, status from withdraw_orders where id = any(${sql.array([...orderIds], 'uuid')})`);
+      const map = new Map(rows.map((row) => [row.id, row.status]));
+      const done = orderIds.every((id) => statuses.includes(map.get(id) ?? ''));
+      if (done || Date.now() > deadline) return map;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
   const adminToken = TEST_SECRETS.ADMIN_TOKEN;
 
   async function fundedAccount(userId: string, amount: string, currency = 'USD'): Promise<string> {
@@ -70,8 +133,18 @@ export async function startTestSystem(options: { env?: Record<string, string>; d
     fundedAccount,
     withdraw: (token, body, key = uuidv7()) =>
       call(web.url, 'POST', '/withdraw', { token, body, headers: { 'idempotent-key': key } }),
+    sim,
+    simUrl,
+    get worker() {
+      return worker;
+    },
+    startWorker,
+    waitForOrders,
     stop: async () => {
+      await worker?.stop();
       await web.close(1_000);
+      await sim?.stop();
+      await Promise.allSettled(psps.map((psp) => psp.close()));
       if (!options.db) await db.drop();
     },
   };

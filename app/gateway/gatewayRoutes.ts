@@ -1,0 +1,80 @@
+// The gateway's HTTP surface: POST /withdraw/submit (internal) and POST /withdraw/notify (the
+// payout provider's signed callbacks, stored durably before the 200).
+import type { Request, Response, Router } from 'express';
+import express from 'express';
+import type { DatabasePool } from 'slonik';
+import { ApiError, okEnvelope } from '../http/apiErrors.ts';
+import type { Auth } from '../http/auth.ts';
+import { decimalInput, describeZodError, z } from '../http/zod.ts';
+import { describeAmountFailure, isCurrency, parseAmount } from '../money/money.ts';
+import { enqueueGatewaySubmits } from '../outbox/relays.ts';
+import { findOrderByTransactionId } from '../withdraw/withdrawQueries.ts';
+import { insertInbox } from './gatewayQueries.ts';
+import { verifyWebhook } from './webhookSignature.ts';
+
+export const SubmitRequestSchema = z
+  .object({
+    fromAccountId: z.string().uuid(),
+    toAccountId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+    amount: decimalInput,
+    userId: z.string().min(1).max(128),
+    transactionId: z.string().uuid(),
+  })
+  .openapi('SubmitRequest');
+
+export const CallbackSchema = z
+  .object({
+    eventId: z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
+    reference: z.string().min(1).max(128),
+    status: z.enum(['paid', 'failed']),
+    failureCode: z.string().max(128).optional(),
+    occurredAt: z.string().datetime({ offset: true }),
+  })
+  .openapi('ProviderCallback');
+
+export function gatewayRoutes(deps: { auth: Auth; balance: DatabasePool; webhookSecrets: readonly string[] }): Router {
+  const router = express.Router();
+
+  router.post('/withdraw/submit', deps.auth.require('internal'), async (req: Request, res: Response) => {
+    const parsed = SubmitRequestSchema.safeParse(req.body);
+    if (!parsed.success) throw new ApiError('invalid_request', describeZodError(parsed.error));
+    const body = parsed.data;
+    const order = await findOrderByTransactionId(deps.balance, body.transactionId.toLowerCase());
+    if (!order) throw new ApiError('not_found', 'no withdraw order with this transactionId');
+    if (!isCurrency(order.currency)) throw new Error(`order ${order.orderId} has unknown currency`);
+    const amount = parseAmount(body.amount, order.currency);
+    if (!amount.ok) throw new ApiError('invalid_request', `amount: ${describeAmountFailure(amount.reason)}`);
+    const matches =
+      order.accountId === body.fromAccountId.toLowerCase() &&
+      order.toAccountId === body.toAccountId &&
+      order.userId === body.userId &&
+      order.amountMinor === amount.minor;
+    if (!matches) throw new ApiError('conflict', 'the submission does not match the withdraw order with this transactionId');
+    res.locals.transactionId = order.transactionId;
+    // idempotent: a job per order at most while queued; the job does nothing unless still init
+    if (order.status === 'init') await enqueueGatewaySubmits(deps.balance, [{ transactionId: order.transactionId, heldJournalId: null }], 'api');
+    res.status(202).json(okEnvelope('accepted', { transactionId: order.transactionId, status: order.status }));
+  });
+
+  router.post('/withdraw/notify', async (req: Request, res: Response) => {
+    const raw = req.rawBody ?? Buffer.alloc(0);
+    const verdict = verifyWebhook(req.get('x-signature'), raw, deps.webhookSecrets, Math.floor(Date.now() / 1000));
+    if (!verdict.ok) throw new ApiError('unauthenticated', `callback signature rejected: ${verdict.reason}`);
+    const parsed = CallbackSchema.safeParse(req.body);
+    if (!parsed.success) throw new ApiError('invalid_request', describeZodError(parsed.error));
+    const event = parsed.data;
+    const stored = await insertInbox(deps.balance, {
+      eventId: event.eventId,
+      reference: event.reference,
+      status: event.status,
+      failureCode: event.failureCode ?? null,
+      occurredAt: event.occurredAt,
+      payload: JSON.parse(raw.toString('utf8')) as unknown,
+      signedAtSec: verdict.timestampSec,
+    });
+    res.locals.transactionId = event.reference;
+    res.status(200).json(okEnvelope(stored ? 'stored' : 'duplicate', { eventId: event.eventId }));
+  });
+
+  return router;
+}

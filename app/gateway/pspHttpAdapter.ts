@@ -1,0 +1,102 @@
+// The provider adapter over HTTP (undici), for the simulator's API and providers shaped like it.
+// Connect and response timeouts are bounded; the idempotency key is our transactionId.
+import { Agent, request } from 'undici';
+import type { PayoutLookup, PayoutRequest, PspAdapter, SubmitOutcome } from './pspAdapter.ts';
+
+export type PspHttpSettings = Readonly<{
+  baseUrl: string;
+  connectTimeoutMs: number;
+  /** whole-request deadline: headers and body */
+  timeoutMs: number;
+  connectionsMax: number;
+}>;
+
+const RESPONSE_BODY_LENGTH_MAX = 64 * 1024;
+
+export function createPspHttpAdapter(settings: PspHttpSettings): PspAdapter {
+  const agent = new Agent({
+    connect: { timeout: settings.connectTimeoutMs },
+    connections: settings.connectionsMax,
+    headersTimeout: settings.timeoutMs,
+    bodyTimeout: settings.timeoutMs,
+    keepAliveTimeout: 30_000,
+  });
+  const base = settings.baseUrl.replace(/\/+$/, '');
+
+  async function send(method: 'GET' | 'POST', path: string, body: unknown, headers: Record<string, string>, signal?: AbortSignal) {
+    const deadline = AbortSignal.timeout(settings.timeoutMs);
+    const response = await request(`${base}${path}`, {
+      method,
+      dispatcher: agent,
+      headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
+    });
+    const text = await readBounded(response.body);
+    let json: Record<string, unknown> = {};
+    try {
+      const parsed: unknown = text ? JSON.parse(text) : {};
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) json = parsed as Record<string, unknown>;
+    } catch {
+      json = { unparsedBody: text.slice(0, 500) };
+    }
+    return { status: response.statusCode, json };
+  }
+
+  return {
+    async submitPayout(payout: PayoutRequest, signal?: AbortSignal): Promise<SubmitOutcome> {
+      let reply: { status: number; json: Record<string, unknown> };
+      try {
+        reply = await send('POST', '/payouts', payout, { 'idempotency-key': payout.reference }, signal);
+      } catch (error) {
+        return { kind: 'unknown', httpStatus: null, reason: describeTransportError(error), detail: {} };
+      }
+      return classifySubmit(reply.status, reply.json);
+    },
+
+    async getPayout(reference: string, signal?: AbortSignal): Promise<PayoutLookup> {
+      let reply: { status: number; json: Record<string, unknown> };
+      try {
+        reply = await send('GET', `/payouts/${encodeURIComponent(reference)}`, undefined, {}, signal);
+      } catch (error) {
+        return { kind: 'unknown', reason: describeTransportError(error) };
+      }
+      if (reply.status === 404) return { kind: 'not_found' };
+      const status = reply.json.status;
+      if (reply.status === 200 && (status === 'pending' || status === 'paid' || status === 'failed')) {
+        const failureCode = typeof reply.json.failureCode === 'string' ? reply.json.failureCode : null;
+        return { kind: 'found', status, failureCode, detail: reply.json };
+      }
+      return { kind: 'unknown', reason: `HTTP ${reply.status}` };
+    },
+
+    close: () => agent.close(),
+  };
+}
+
+/** The closed set: 2xx accepted; a 4xx that says it is definitive rejected; anything else unknown. */
+export function classifySubmit(status: number, body: Record<string, unknown>): SubmitOutcome {
+  if (status >= 200 && status < 300) return { kind: 'accepted', httpStatus: status, detail: body };
+  if (status >= 400 && status < 500 && body.definitive === true) {
+    const error = (body.error ?? {}) as Record<string, unknown>;
+    const code = typeof error.reason === 'string' ? error.reason : typeof error.code === 'string' ? error.code : 'provider_rejected';
+    return { kind: 'rejected', httpStatus: status, code, detail: body };
+  }
+  return { kind: 'unknown', httpStatus: status, reason: `HTTP ${status}`, detail: body };
+}
+
+function describeTransportError(error: unknown): string {
+  const e = error as { name?: string; code?: string; message?: string };
+  return [e.name, e.code, e.message].filter(Boolean).join(': ').slice(0, 300) || 'transport error';
+}
+
+async function readBounded(body: AsyncIterable<Buffer | Uint8Array>): Promise<string> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of body) {
+    length += chunk.length;
+    if (length > RESPONSE_BODY_LENGTH_MAX) continue; // keep draining so the socket is reusable
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

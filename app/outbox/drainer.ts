@@ -1,0 +1,104 @@
+// Runs a "drain once" function until there is nothing left, whenever it is woken (a NOTIFY, a
+// poll tick, a reconnect). Wake-ups while running coalesce into one more pass. Errors back off
+// (bounded) and retry; they never stop the drainer.
+import type { Logger } from '../logger.ts';
+
+export type DrainerSettings = Readonly<{
+  name: string;
+  /** a pass that processed this many rows may have left more behind: go again at once */
+  batchSizeMax: number;
+  errorBackoffBaseMs?: number;
+  errorBackoffMaxMs?: number;
+}>;
+
+export type Drainer = Readonly<{
+  name: string;
+  wake: () => void;
+  /** resolves when the current pass (if any) ends; no new pass starts afterwards */
+  stop: () => Promise<void>;
+  /** for tests and sweeps: drain now, resolve when empty */
+  drain: () => Promise<number>;
+  stats: () => { passes: number; rows: number; errors: number };
+}>;
+
+export function createDrainer(
+  settings: DrainerSettings,
+  drainOnce: () => Promise<number>,
+  logger: Logger,
+): Drainer {
+  const backoffBaseMs = settings.errorBackoffBaseMs ?? 100;
+  const backoffMaxMs = settings.errorBackoffMaxMs ?? 5_000;
+  let running: Promise<number> | null = null;
+  let again = false;
+  let stopped = false;
+  let consecutiveErrors = 0;
+  let retryTimer: NodeJS.Timeout | null = null;
+  const counters = { passes: 0, rows: 0, errors: 0 };
+
+  async function loop(): Promise<number> {
+    let total = 0;
+    do {
+      again = false;
+      let processed: number;
+      do {
+        processed = await drainOnce();
+        counters.passes += 1;
+        counters.rows += processed;
+        total += processed;
+      } while (processed >= settings.batchSizeMax && !stopped);
+    } while (again && !stopped);
+    return total;
+  }
+
+  function run(): Promise<number> {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = loop()
+      .then((total) => {
+        consecutiveErrors = 0;
+        return total;
+      })
+      .catch((error: unknown) => {
+        counters.errors += 1;
+        consecutiveErrors += 1;
+        const delayMs = Math.min(backoffBaseMs * 2 ** (consecutiveErrors - 1), backoffMaxMs);
+        logger.warn({ err: error, drainer: settings.name, retryInMs: delayMs }, 'drain pass failed');
+        if (!stopped && !retryTimer) {
+          retryTimer = setTimeout(() => {
+            retryTimer = null;
+            void run();
+          }, delayMs);
+          retryTimer.unref();
+        }
+        return 0;
+      })
+      .finally(() => {
+        running = null;
+        if (again && !stopped) void run();
+      });
+    return running;
+  }
+
+  return {
+    name: settings.name,
+    wake: () => {
+      if (!stopped) void run();
+    },
+    drain: async () => {
+      let total = 0;
+      // a pass that was already running may have started before the caller's rows committed
+      if (running) total += await running;
+      total += await run();
+      return total;
+    },
+    stop: async () => {
+      stopped = true;
+      if (retryTimer) clearTimeout(retryTimer);
+      retryTimer = null;
+      if (running) await running;
+    },
+    stats: () => ({ ...counters }),
+  };
+}

@@ -1,0 +1,59 @@
+// Long-poll support: GET /withdraw/{id}?waitMs=N waits for a NOTIFY on withdraw_status (sent by
+// every transition) or the deadline, then the route re-reads the database. Waiters are bounded.
+import type { Logger } from '../logger.ts';
+import { listenForNotifications, type NotificationListener } from '../outbox/notificationListener.ts';
+
+export type StatusWaiter = Readonly<{
+  /** resolves on a notification for orderId or at the deadline; `stillSame` is re-checked after subscribing */
+  wait: (orderId: string, stillSame: () => Promise<boolean>, waitMs: number) => Promise<boolean>;
+  close: () => Promise<void>;
+}>;
+
+export function createStatusWaiter(options: { balanceUrl: string; waitersMax: number; logger: Logger }): StatusWaiter {
+  const waiters = new Map<string, Set<() => void>>();
+  let count = 0;
+  const wakeAll = () => {
+    for (const set of waiters.values()) for (const wake of set) wake();
+  };
+  const listener: NotificationListener = listenForNotifications({
+    url: options.balanceUrl,
+    name: 'withdraw-status',
+    logger: options.logger,
+    channels: {
+      withdraw_status: (orderId) => {
+        for (const wake of waiters.get(orderId) ?? []) wake();
+      },
+    },
+    // anything may have changed while disconnected: let every waiter re-read
+    onConnected: wakeAll,
+  });
+
+  /** false when it could not wait (no capacity, listener down): the caller answers at once */
+  async function wait(orderId: string, stillSame: () => Promise<boolean>, waitMs: number): Promise<boolean> {
+    if (count >= options.waitersMax || !listener.connected()) return false;
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => { wake = resolve; });
+    const set = waiters.get(orderId) ?? new Set();
+    set.add(wake);
+    waiters.set(orderId, set);
+    count += 1;
+    const timer = setTimeout(wake, waitMs);
+    try {
+      if (await stillSame()) await woken;
+      return true;
+    } finally {
+      clearTimeout(timer);
+      set.delete(wake);
+      if (set.size === 0) waiters.delete(orderId);
+      count -= 1;
+    }
+  }
+
+  return {
+    wait,
+    close: async () => {
+      wakeAll();
+      await listener.close();
+    },
+  };
+}

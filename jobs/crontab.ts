@@ -1,0 +1,14 @@
+// Recurring work. Each line has a fixed identifier (`id=`): graphile-worker fires it once per
+// tick across all worker processes; `jobKey` folds a backlog of the same cron into one job.
+import { parseCrontab } from 'graphile-worker';
+
+export const CRONTAB = [
+  // relay whatever a lost NOTIFY left behind (each process also polls between ticks)
+  '* * * * * outbox__sweep ?id=outbox_sweep&max=1&jobKey=cron_outbox_sweep',
+  // free the jobs of workers that stopped beating (graphile-worker alone would wait 4 hours)
+  '* * * * * worker__watchdog ?id=worker_watchdog&max=1&jobKey=cron_worker_watchdog',
+  // delete relayed outbox rows past their retention, in bounded batches
+  '17 * * * * outbox__prune ?id=outbox_prune&max=1&jobKey=cron_outbox_prune',
+].join('\n');
+
+export const parsedCronItems = () => parseCrontab(CRONTAB);

@@ -1,0 +1,117 @@
+// The task list. Every task validates its payload first: jobs outlive deploys.
+import type { JobHelpers, Task, TaskList } from 'graphile-worker';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import type { Config } from '../app/config.ts';
+import type { Databases } from '../app/db/pools.ts';
+import type { GatewayService } from '../app/gateway/gatewayService.ts';
+import { LedgerPostPayload, postLedgerEvents } from '../app/ledger/ledgerPosting.ts';
+import type { Logger } from '../app/logger.ts';
+import type { Drainer } from '../app/outbox/drainer.ts';
+import { pruneRelayedOutbox } from '../app/outbox/relays.ts';
+
+/** After this many failed attempts a batch is split in two, so one bad event cannot hold back the rest. */
+export const LEDGER_SPLIT_AFTER_ATTEMPTS = 3;
+const PRUNE_BATCHES_MAX = 100;
+
+export type Drainers = Readonly<{ balanceOutbox: Drainer; ledgerOutbox: Drainer; gatewayInbox: Drainer }>;
+
+export type TaskDeps = Readonly<{
+  config: Config;
+  databases: Databases;
+  gateway: GatewayService;
+  drainers: Drainers;
+  logger: Logger;
+}>;
+
+const GatewaySubmitPayload = z.object({
+  transactionId: z.string().uuid(),
+  heldJournalId: z.number().int().positive().nullable().optional(),
+  source: z.string().max(64).optional(),
+});
+
+function parsePayload<T extends z.ZodTypeAny>(schema: T, payload: unknown, helpers: JobHelpers): z.infer<T> {
+  const parsed = schema.safeParse(payload);
+  if (!parsed.success) {
+    // a malformed job never becomes valid: fail it loudly; it stays visible on the dashboard
+    throw new Error(`invalid ${helpers.job.task_identifier} payload: ${parsed.error.message.slice(0, 500)}`);
+  }
+  return parsed.data;
+}
+
+export function buildTaskList(deps: TaskDeps): TaskList {
+  const { databases, drainers, config } = deps;
+
+  const ledgerPost: Task = async (payload, helpers) => {
+    const { events } = parsePayload(LedgerPostPayload, payload, helpers);
+    try {
+      const rows = await postLedgerEvents(databases.ledger, events);
+      if (rows.some((row) => row.kind === 'hold' && row.posted)) drainers.ledgerOutbox.wake();
+    } catch (error) {
+      if (helpers.job.attempts >= LEDGER_SPLIT_AFTER_ATTEMPTS && events.length > 1) {
+        const middle = Math.ceil(events.length / 2);
+        await helpers.addJobs([
+          { identifier: 'ledger__post', payload: { events: events.slice(0, middle) } },
+          { identifier: 'ledger__post', payload: { events: events.slice(middle) } },
+        ]);
+        deps.logger.warn({ err: error, jobId: helpers.job.id, events: events.length }, 'ledger batch failed again; split in two');
+        return;
+      }
+      throw error;
+    }
+  };
+
+  const gatewaySubmit: Task = async (payload, helpers) => {
+    const job = parsePayload(GatewaySubmitPayload, payload, helpers);
+    const outcome = await deps.gateway.submit(job, helpers.abortSignal);
+    helpers.logger.debug(`gateway__submit ${job.transactionId}: ${outcome}`);
+  };
+
+  const outboxSweep: Task = async () => {
+    await Promise.all([drainers.balanceOutbox.drain(), drainers.ledgerOutbox.drain(), drainers.gatewayInbox.drain()]);
+  };
+
+  const workerWatchdog: Task = async () => {
+    const unlocked = await unlockStaleWorkers(databases, config.worker.staleAfterMs);
+    if (unlocked.length > 0) deps.logger.warn({ workers: unlocked }, 'released the jobs of dead workers');
+  };
+
+  const outboxPrune: Task = async () => {
+    for (const db of [databases.balance, databases.ledger]) {
+      for (let batch = 0; batch < PRUNE_BATCHES_MAX; batch += 1) {
+        const deleted = await pruneRelayedOutbox(db, config.worker.outboxRetentionHours, config.worker.relayBatchSizeMax);
+        if (deleted < config.worker.relayBatchSizeMax) break;
+      }
+    }
+  };
+
+  return {
+    ledger__post: ledgerPost,
+    gateway__submit: gatewaySubmit,
+    outbox__sweep: outboxSweep,
+    worker__watchdog: workerWatchdog,
+    outbox__prune: outboxPrune,
+  };
+}
+
+/**
+ * Jobs locked by a worker whose heartbeat is older than staleAfterMs (or that never beat) and
+ * locked for at least that long are unlocked, so another worker runs them now.
+ */
+export async function unlockStaleWorkers(databases: Databases, staleAfterMs: number): Promise<string[]> {
+  return databases.balance.transaction(async (tx) => {
+    const stale = await tx.anyFirst(sql.type(z.object({ lockedBy: z.string() }))`
+      select distinct j.locked_by as "lockedBy" from graphile_worker.jobs j
+       where j.locked_by is not null
+         and j.locked_at < now() - make_interval(secs => ${staleAfterMs / 1000})
+         and not exists (select 1 from worker_heartbeats h
+                          where h.worker_id = j.locked_by
+                            and h.last_seen_at > now() - make_interval(secs => ${staleAfterMs / 1000}))`);
+    if (stale.length > 0) {
+      await tx.query(sql.unsafe`select graphile_worker.force_unlock_workers(${sql.array(stale, 'text')})`);
+    }
+    await tx.query(sql.unsafe`
+      delete from worker_heartbeats where last_seen_at < now() - make_interval(secs => ${(staleAfterMs * 10) / 1000})`);
+    return [...stale];
+  });
+}

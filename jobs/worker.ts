@@ -1,0 +1,42 @@
+// The worker process (Procfile `worker`): outbox relays, ledger postings, gateway submissions,
+// provider callbacks, crons. Scale it with more processes: SKIP LOCKED makes that safe.
+import { resolveDatabaseUrls } from '../app/db/databaseUrls.ts';
+import { migrateAll } from '../app/db/migrate.ts';
+import { createDatabases, endDatabases } from '../app/db/pools.ts';
+import { createPspHttpAdapter } from '../app/gateway/pspHttpAdapter.ts';
+import { failAndExit, installShutdown, loadConfigOrExit } from '../app/lifecycle.ts';
+import { createLogger } from '../app/logger.ts';
+import { startWorkerProcess } from './workerApp.ts';
+
+const config = loadConfigOrExit();
+const logger = createLogger({ level: config.logLevel, name: 'worker' });
+
+try {
+  if (!config.psp.baseUrl) {
+    throw new Error('PSP_BASE_URL is not set: the worker needs the payout provider (npm start sets it to the simulator)');
+  }
+  const urls = await resolveDatabaseUrls(config, (message) => logger.warn(message));
+  if (urls.cluster) await migrateAll(urls, (message) => logger.warn(message));
+  const databases = await createDatabases(urls, {
+    poolSizeMax: config.database.poolSizeMax,
+    statementTimeoutMs: config.database.statementTimeoutMs,
+    applicationName: 'withdraw-worker',
+  });
+  const psp = createPspHttpAdapter({ baseUrl: config.psp.baseUrl, ...config.gateway });
+  const worker = await startWorkerProcess({
+    config, databases, balanceUrl: urls.balanceUrl, ledgerUrl: urls.ledgerUrl, psp, logger,
+  });
+  installShutdown(
+    logger,
+    () => [
+      { name: 'worker', run: () => worker.stop() },
+      { name: 'psp', run: () => psp.close() },
+      { name: 'databases', run: () => endDatabases(databases) },
+      { name: 'embedded postgres', run: async () => { await urls.cluster?.stop(); } },
+    ],
+    config.worker.shutdownGraceMs + 5_000,
+  );
+  logger.info({ workerId: worker.workerId() }, 'worker started');
+} catch (error) {
+  failAndExit(logger, error, 'worker failed to start');
+}

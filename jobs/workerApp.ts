@@ -1,0 +1,152 @@
+// The worker process: graphile-worker (tasks and crons), the outbox relays and the callback
+// inbox woken by LISTEN and a poll, a heartbeat, and one shutdown sequence.
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import { Logger as GraphileLogger, run, type Runner, type WorkerEvents } from 'graphile-worker';
+import { sql } from 'slonik';
+import type { Config } from '../app/config.ts';
+import type { Databases } from '../app/db/pools.ts';
+import { applyInboxBatch } from '../app/gateway/gatewayQueries.ts';
+import { createGatewayService } from '../app/gateway/gatewayService.ts';
+import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
+import type { Logger } from '../app/logger.ts';
+import { createDrainer } from '../app/outbox/drainer.ts';
+import { listenForNotifications } from '../app/outbox/notificationListener.ts';
+import { balanceOutboxRelay, ledgerOutboxRelay } from '../app/outbox/relays.ts';
+import { parsedCronItems } from './crontab.ts';
+import { buildTaskList, type Drainers } from './tasks.ts';
+
+export type WorkerProcess = Readonly<{
+  drainers: Drainers;
+  /** graphile-worker's pool id: what jobs' locked_by holds, and what the heartbeat records */
+  workerId: () => string | null;
+  stop: () => Promise<void>;
+}>;
+
+export function graphileLogger(logger: Logger): GraphileLogger {
+  return new GraphileLogger((scope) => (level, message, meta) => {
+    const fields = { scope: { label: scope.label, taskIdentifier: scope.taskIdentifier, jobId: scope.jobId }, ...(meta ?? {}) };
+    if (level === 'error') logger.error(fields, message);
+    else if (level === 'warning') logger.warn(fields, message);
+    else if (level === 'info') logger.info(fields, message);
+    else logger.debug(fields, message);
+  });
+}
+
+export async function startWorkerProcess(deps: {
+  config: Config;
+  databases: Databases;
+  balanceUrl: string;
+  ledgerUrl: string;
+  psp: PspAdapter;
+  logger: Logger;
+}): Promise<WorkerProcess> {
+  const { config, databases, logger } = deps;
+  const settings = config.worker;
+
+  const drainers: Drainers = {
+    balanceOutbox: createDrainer(
+      { name: 'balance-outbox', batchSizeMax: settings.relayBatchSizeMax },
+      balanceOutboxRelay(databases.balance, settings.relayBatchSizeMax),
+      logger,
+    ),
+    ledgerOutbox: createDrainer(
+      { name: 'ledger-outbox', batchSizeMax: settings.relayBatchSizeMax },
+      ledgerOutboxRelay({ ledger: databases.ledger, balance: databases.balance, batchSizeMax: settings.relayBatchSizeMax }),
+      logger,
+    ),
+    gatewayInbox: createDrainer(
+      { name: 'gateway-inbox', batchSizeMax: settings.inboxBatchSizeMax },
+      async () => (await applyInboxBatch(databases.balance, settings.inboxBatchSizeMax)).length,
+      logger,
+    ),
+  };
+  const wakeAll = () => Object.values(drainers).forEach((drainer) => drainer.wake());
+
+  const gateway = createGatewayService({
+    balance: databases.balance,
+    ledger: databases.ledger,
+    psp: deps.psp,
+    settings: config.gateway,
+    logger,
+  });
+
+  let workerId: string | null = null;
+  const events: WorkerEvents = new EventEmitter() as WorkerEvents;
+  events.on('pool:create', ({ workerPool }) => {
+    workerId = workerPool.id;
+  });
+  events.on('job:failed', ({ job, error }) => {
+    logger.warn({ err: error, jobId: job.id, taskIdentifier: job.task_identifier, attempts: job.attempts }, 'job failed');
+  });
+
+  const runner: Runner = await run({
+    connectionString: deps.balanceUrl,
+    concurrency: settings.concurrency,
+    maxPoolSize: settings.concurrency + 4,
+    noHandleSignals: true,
+    pollInterval: 1_000,
+    taskList: buildTaskList({ config, databases, gateway, drainers, logger }),
+    parsedCronItems: parsedCronItems(),
+    logger: graphileLogger(logger),
+    events,
+    preset: {
+      worker: {
+        completeJobBatchDelay: 0,
+        failJobBatchDelay: 0,
+        gracefulShutdownAbortTimeout: Math.max(1_000, settings.shutdownGraceMs - 5_000),
+        ...(settings.localQueueSize > 1 ? { localQueue: { size: settings.localQueueSize } } : {}),
+      },
+    },
+  });
+
+  const heartbeat = async () => {
+    if (!workerId) return;
+    await databases.balance.query(sql.unsafe`
+      insert into worker_heartbeats (worker_id, hostname, pid) values (${workerId}, ${os.hostname()}, ${process.pid})
+      on conflict (worker_id) do update set last_seen_at = now()`);
+  };
+  await heartbeat().catch((error: unknown) => logger.warn({ err: error }, 'heartbeat failed'));
+  const heartbeatTimer = setInterval(() => {
+    heartbeat().catch((error: unknown) => logger.warn({ err: error }, 'heartbeat failed'));
+  }, settings.heartbeatIntervalMs);
+
+  const balanceListener = listenForNotifications({
+    url: deps.balanceUrl,
+    name: 'worker-balance',
+    logger,
+    channels: { balance_outbox: () => drainers.balanceOutbox.wake(), gateway_inbox: () => drainers.gatewayInbox.wake() },
+    onConnected: wakeAll,
+  });
+  const ledgerListener = listenForNotifications({
+    url: deps.ledgerUrl,
+    name: 'worker-ledger',
+    logger,
+    channels: { ledger_outbox: () => drainers.ledgerOutbox.wake() },
+    onConnected: () => drainers.ledgerOutbox.wake(),
+  });
+  // NOTIFY is best effort; a poll bounds how long a lost notification can delay anything
+  const pollTimer = setInterval(wakeAll, settings.relayPollIntervalMs);
+  wakeAll();
+
+  let stopping: Promise<void> | null = null;
+  return {
+    drainers,
+    workerId: () => workerId,
+    stop: () => {
+      stopping ??= (async () => {
+        clearInterval(pollTimer);
+        clearInterval(heartbeatTimer);
+        await Promise.allSettled([balanceListener.close(), ledgerListener.close()]);
+        await runner.stop();
+        await Promise.allSettled(Object.values(drainers).map((drainer) => drainer.stop()));
+        if (workerId) {
+          await databases.balance
+            .query(sql.unsafe`delete from worker_heartbeats where worker_id = ${workerId}`)
+            .catch(() => {});
+        }
+      })();
+      return stopping;
+    },
+  };
+}
