@@ -39,7 +39,7 @@ export async function resolveDatabaseUrls(config: Config, log: (message: string)
     persistent,
     durable: true,
     log: (line) => {
-      if (/FATAL|PANIC|ERROR/.test(line)) log(`postgres: ${line}`);
+      if (/FATAL|PANIC/.test(line)) log(`postgres: ${line}`);
     },
   });
   await ensureDatabase(cluster.url('postgres'), EMBEDDED_BALANCE_DB);

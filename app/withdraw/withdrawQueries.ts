@@ -35,7 +35,7 @@ export async function createWithdraw(db: CommonQueryMethods, p: CreateWithdrawPa
     select outcome, response_status as "responseStatus", response_body as "responseBody"
       from withdraw_create(${p.userId}, ${p.idempotencyKey}, ${p.requestHash}, ${p.accountId}, ${p.toAccountId},
                            ${p.amountMinor}, ${p.currency}, ${p.orderId}, ${p.transactionId},
-                           ${sql.jsonb(p.responses as unknown as Parameters<typeof sql.jsonb>[0])})`);
+                           ${sql.json(p.responses as unknown as Parameters<typeof sql.json>[0])})`);
 }
 
 export const OrderRow = z.object({

@@ -135,7 +135,8 @@ create table idempotency_keys (
   request_hash text not null,
   order_id uuid,
   response_status int not null,
-  response_body jsonb not null,
+  -- json, not jsonb: the stored reply keeps its exact key order, so a replay is byte-identical
+  response_body json not null,
   created_at timestamptz not null default now(),
   primary key (user_id, idempotency_key)
 );

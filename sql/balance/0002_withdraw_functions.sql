@@ -13,8 +13,8 @@ create function withdraw_create(
   p_currency text,
   p_order_id uuid,
   p_transaction_id uuid,
-  p_responses jsonb
-) returns table (outcome text, response_status int, response_body jsonb)
+  p_responses json
+) returns table (outcome text, response_status int, response_body json)
 language plpgsql as $$
 #variable_conflict use_column
 declare
@@ -24,7 +24,7 @@ declare
 begin
   -- A second request with the same key while the first is still running gets 409, not a wait.
   if not pg_try_advisory_xact_lock(hashtextextended(p_user_id || '/' || p_idempotency_key::text, 7)) then
-    return query select 'in_flight'::text, null::int, null::jsonb;
+    return query select 'in_flight'::text, null::int, null::json;
     return;
   end if;
 
@@ -32,7 +32,7 @@ begin
     where k.user_id = p_user_id and k.idempotency_key = p_idempotency_key;
   if found then
     if v_key.request_hash <> p_request_hash then
-      return query select 'key_reused'::text, null::int, null::jsonb;
+      return query select 'key_reused'::text, null::int, null::json;
     else
       return query select 'replay'::text, v_key.response_status, v_key.response_body;
     end if;
@@ -52,10 +52,10 @@ begin
   if not found then
     select * into v_account from accounts a where a.id = p_account_id;
     if not found then
-      return query select 'account_not_found'::text, null::int, null::jsonb;
+      return query select 'account_not_found'::text, null::int, null::json;
       return;
     elsif v_account.user_id <> p_user_id then
-      return query select 'forbidden'::text, null::int, null::jsonb;
+      return query select 'forbidden'::text, null::int, null::json;
       return;
     elsif v_account.status <> 'active' or v_account.currency <> p_currency then
       v_outcome := 'account_unusable';
