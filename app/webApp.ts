@@ -15,6 +15,8 @@ import { withdrawRoutes } from './withdraw/withdrawRoutes.ts';
 import { createWithdrawService } from './withdraw/withdrawService.ts';
 import { createStatusWaiter } from './withdraw/statusWaiter.ts';
 import { gatewayRoutes } from './gateway/gatewayRoutes.ts';
+import { dashboardRoutes } from './admin/dashboardRoutes.ts';
+import { registerOperationalMetrics } from './admin/operationalMetrics.ts';
 
 export type WebProcess = Readonly<{
   url: string;
@@ -37,6 +39,7 @@ export async function startWebProcess(deps: {
 }): Promise<WebProcess> {
   const { config, databases, logger } = deps;
   const metrics = createMetrics('web');
+  registerOperationalMetrics(metrics.registry, databases);
   const auth = createAuth({
     jwtSecret: config.auth.jwtSecret,
     adminTokens: adminTokensOf(config),
@@ -58,6 +61,7 @@ export async function startWebProcess(deps: {
       withdrawRoutes({ auth, withdraws, waitForChange: statusWaiter.wait, longPollWaitMsMax: config.http.longPollWaitMsMax }),
       accountRoutes({ auth, db: databases.balance, accounts }),
       gatewayRoutes({ auth, balance: databases.balance, webhookSecrets: config.psp.webhookSecrets }),
+      dashboardRoutes({ auth, databases }),
     ],
   });
   const server = await new Promise<Server>((resolve, reject) => {

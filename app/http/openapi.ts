@@ -2,6 +2,7 @@
 import { OpenApiGeneratorV3, OpenAPIRegistry } from '@asteasolutions/zod-to-openapi';
 import { CreateAccountSchema, CreditSchema, AccountStatusSchema } from '../admin/accountRoutes.ts';
 import { WithdrawOrderView, WithdrawRequestSchema } from '../withdraw/withdrawSchemas.ts';
+import { CallbackSchema, SubmitRequestSchema } from '../gateway/gatewayRoutes.ts';
 import { API_ERRORS } from './apiErrors.ts';
 import { z } from './zod.ts';
 
@@ -76,6 +77,26 @@ export function buildOpenApiDocument(extensions: readonly OpenApiExtension[] = [
     security: [{ [adminAuth.name]: [] }],
     request: { params: z.object({ accountId: z.string().uuid() }), body: { content: { 'application/json': { schema: AccountStatusSchema } } } },
     responses: { 200: { description: 'updated', content: { 'application/json': { schema: envelope(AccountView) } } }, ...errors(400, 401, 404) },
+  });
+  const internalAuth = registry.registerComponent('securitySchemes', 'internalToken', { type: 'http', scheme: 'bearer' });
+  registry.registerPath({
+    method: 'post', path: '/withdraw/submit', summary: 'Submit a withdrawal to the payment system (internal, idempotent by transactionId)',
+    security: [{ [internalAuth.name]: [] }],
+    request: { body: { content: { 'application/json': { schema: SubmitRequestSchema } } } },
+    responses: { 202: { description: 'accepted', content: { 'application/json': { schema: envelope(z.object({ transactionId: z.string(), status: z.string() })) } } }, ...errors(400, 401, 404, 409) },
+  });
+  registry.registerPath({
+    method: 'post', path: '/withdraw/notify', summary: 'Payout provider callback (X-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">)',
+    request: { headers: z.object({ 'x-signature': z.string() }), body: { content: { 'application/json': { schema: CallbackSchema } } } },
+    responses: { 200: { description: 'stored (or duplicate)', content: { 'application/json': { schema: envelope(z.object({ eventId: z.string() })) } } }, ...errors(400, 401) },
+  });
+  for (const path of ['/admin/api/overview', '/admin/api/jobs', '/admin/api/breaks']) {
+    registry.registerPath({ method: 'get', path, security: [{ [adminAuth.name]: [] }], responses: { 200: { description: 'dashboard data' }, ...errors(401) } });
+  }
+  registry.registerPath({
+    method: 'post', path: '/admin/api/jobs/retry', summary: 'Run jobs again now with attempts reset', security: [{ [adminAuth.name]: [] }],
+    request: { body: { content: { 'application/json': { schema: z.object({ jobIds: z.array(z.string()) }) } } } },
+    responses: { 200: { description: 'retried' }, ...errors(400, 401) },
   });
   for (const path of ['/healthz', '/readyz', '/metrics']) {
     registry.registerPath({ method: 'get', path, responses: { 200: { description: 'ok' }, 503: { description: 'not ready' } } });

@@ -35,8 +35,9 @@ export function createHttpApp(deps: {
     pinoHttp({
       logger: deps.logger,
       genReqId: (req) => (req as unknown as { id: string }).id,
-      customLogLevel: (req, res, error) => {
-        if (error || res.statusCode >= 500) return 'error';
+      // the error handler logs the error itself, once; the access line only records the outcome
+      customLogLevel: (req, res) => {
+        if (res.statusCode >= 500) return 'warn';
         return QUIET_PATHS.has(req.url?.split('?')[0] ?? '') ? 'debug' : 'info';
       },
       customProps: (_req, res) => {

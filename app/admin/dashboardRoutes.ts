@@ -1,0 +1,62 @@
+// The job dashboard (GET /admin/) and the JSON endpoints it uses. The page itself carries no data:
+// it asks for the admin token and calls the JSON API with it, so a browser never needs the token
+// in a URL or a cookie.
+import type { Request, Response, Router } from 'express';
+import express from 'express';
+import type { Databases } from '../db/pools.ts';
+import { ApiError, okEnvelope } from '../http/apiErrors.ts';
+import type { Auth } from '../http/auth.ts';
+import { describeZodError, z } from '../http/zod.ts';
+import { DASHBOARD_HTML } from './dashboardPage.ts';
+import { JOB_STATES, listBreaks, listJobs, overview, retryJobs } from './dashboardQueries.ts';
+
+const LIST_LIMIT_MAX = 500;
+const ListQuery = z.object({
+  state: z.enum(JOB_STATES).default('failed'),
+  limit: z.coerce.number().int().min(1).max(LIST_LIMIT_MAX).default(100),
+});
+const BreaksQuery = z.object({
+  open: z.enum(['true', 'false']).default('true'),
+  limit: z.coerce.number().int().min(1).max(LIST_LIMIT_MAX).default(100),
+});
+const RetryBody = z.object({ jobIds: z.array(z.string().regex(/^\d{1,19}$/)).min(1).max(LIST_LIMIT_MAX) }).openapi('RetryJobsRequest');
+
+function parse<T extends z.ZodTypeAny>(schema: T, value: unknown): z.infer<T> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new ApiError('invalid_request', describeZodError(parsed.error));
+  return parsed.data;
+}
+
+export function dashboardRoutes(deps: { auth: Auth; databases: Databases }): Router {
+  const router = express.Router();
+  const admin = deps.auth.require('admin');
+
+  router.get(['/admin', '/admin/'], (_req: Request, res: Response) => {
+    res.setHeader('Content-Security-Policy', "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+    res.setHeader('Cache-Control', 'no-store');
+    res.status(200).type('html').send(DASHBOARD_HTML);
+  });
+
+  router.get('/admin/api/overview', admin, async (_req: Request, res: Response) => {
+    res.status(200).json(okEnvelope('ok', await overview(deps.databases)));
+  });
+
+  router.get('/admin/api/jobs', admin, async (req: Request, res: Response) => {
+    const query = parse(ListQuery, req.query);
+    res.status(200).json(okEnvelope('ok', { state: query.state, jobs: await listJobs(deps.databases.balance, query.state, query.limit) }));
+  });
+
+  router.post('/admin/api/jobs/retry', admin, async (req: Request, res: Response) => {
+    const body = parse(RetryBody, req.body);
+    const retried = await retryJobs(deps.databases.balance, body.jobIds);
+    req.log?.info({ operator: req.principal?.kind === 'admin' ? req.principal.operator : null, jobIds: body.jobIds }, 'jobs retried');
+    res.status(200).json(okEnvelope('retried', { retried }));
+  });
+
+  router.get('/admin/api/breaks', admin, async (req: Request, res: Response) => {
+    const query = parse(BreaksQuery, req.query);
+    res.status(200).json(okEnvelope('ok', { breaks: await listBreaks(deps.databases.balance, query.open === 'true', query.limit) }));
+  });
+
+  return router;
+}
