@@ -48,7 +48,7 @@ const EnvSchema = z
     WORKER_STALE_AFTER_MS: milliseconds(2_000, 3_600_000, 30_000),
     WORKER_SHUTDOWN_GRACE_MS: milliseconds(1_000, 120_000, 20_000),
     RELAY_BATCH_SIZE_MAX: count(1, 5_000, 500),
-    RELAY_POLL_INTERVAL_MS: milliseconds(100, 600_000, 2_000),
+    RELAY_POLL_INTERVAL_MS: milliseconds(50, 600_000, 500),
     INBOX_BATCH_SIZE_MAX: count(1, 5_000, 200),
     OUTBOX_RETENTION_HOURS: count(1, 24 * 365, 72),
 

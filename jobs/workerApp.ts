@@ -23,12 +23,21 @@ export type WorkerProcess = Readonly<{
   stop: () => Promise<void>;
 }>;
 
+/**
+ * graphile-worker's log lines, in our logger. Its "info" is one line per completed job, so it goes
+ * to debug; job payloads (up to a whole relay batch) are never logged, only what identifies the job.
+ */
 export function graphileLogger(logger: Logger): GraphileLogger {
   return new GraphileLogger((scope) => (level, message, meta) => {
-    const fields = { scope: { label: scope.label, taskIdentifier: scope.taskIdentifier, jobId: scope.jobId }, ...(meta ?? {}) };
-    if (level === 'error') logger.error(fields, message);
+    const job = (meta as { job?: { id?: string; task_identifier?: string; attempts?: number } } | undefined)?.job;
+    const fields = {
+      label: scope.label,
+      taskIdentifier: scope.taskIdentifier ?? job?.task_identifier,
+      jobId: scope.jobId ?? job?.id,
+      attempts: job?.attempts,
+    };
+    if (level === 'error') logger.error(fields, message.split('\n')[0]);
     else if (level === 'warning') logger.warn(fields, message);
-    else if (level === 'info') logger.info(fields, message);
     else logger.debug(fields, message);
   });
 }
@@ -46,17 +55,17 @@ export async function startWorkerProcess(deps: {
 
   const drainers: Drainers = {
     balanceOutbox: createDrainer(
-      { name: 'balance-outbox', batchSizeMax: settings.relayBatchSizeMax },
+      { name: 'balance-outbox' },
       balanceOutboxRelay(databases.balance, settings.relayBatchSizeMax),
       logger,
     ),
     ledgerOutbox: createDrainer(
-      { name: 'ledger-outbox', batchSizeMax: settings.relayBatchSizeMax },
+      { name: 'ledger-outbox' },
       ledgerOutboxRelay({ ledger: databases.ledger, balance: databases.balance, batchSizeMax: settings.relayBatchSizeMax }),
       logger,
     ),
     gatewayInbox: createDrainer(
-      { name: 'gateway-inbox', batchSizeMax: settings.inboxBatchSizeMax },
+      { name: 'gateway-inbox' },
       async () => (await applyInboxBatch(databases.balance, settings.inboxBatchSizeMax)).length,
       logger,
     ),

@@ -5,8 +5,6 @@ import type { Logger } from '../logger.ts';
 
 export type DrainerSettings = Readonly<{
   name: string;
-  /** a pass that processed this many rows may have left more behind: go again at once */
-  batchSizeMax: number;
   errorBackoffBaseMs?: number;
   errorBackoffMaxMs?: number;
 }>;
@@ -35,18 +33,18 @@ export function createDrainer(
   let retryTimer: NodeJS.Timeout | null = null;
   const counters = { passes: 0, rows: 0, errors: 0 };
 
+  // Passes repeat until one finds nothing: rows committed while a pass ran are picked up by the
+  // next (writers notify only when they see no backlog, so the drainer must not stop early).
   async function loop(): Promise<number> {
     let total = 0;
+    let processed: number;
     do {
       again = false;
-      let processed: number;
-      do {
-        processed = await drainOnce();
-        counters.passes += 1;
-        counters.rows += processed;
-        total += processed;
-      } while (processed >= settings.batchSizeMax && !stopped);
-    } while (again && !stopped);
+      processed = await drainOnce();
+      counters.passes += 1;
+      counters.rows += processed;
+      total += processed;
+    } while ((processed > 0 || again) && !stopped);
     return total;
   }
 

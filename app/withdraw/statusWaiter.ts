@@ -20,8 +20,9 @@ export function createStatusWaiter(options: { balanceUrl: string; waitersMax: nu
     name: 'withdraw-status',
     logger: options.logger,
     channels: {
-      withdraw_status: (orderId) => {
-        for (const wake of waiters.get(orderId) ?? []) wake();
+      // payload: comma-separated order ids (the relay notifies once per batch)
+      withdraw_status: (payload) => {
+        for (const orderId of payload.split(',')) for (const wake of waiters.get(orderId) ?? []) wake();
       },
     },
     // anything may have changed while disconnected: let every waiter re-read

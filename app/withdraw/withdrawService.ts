@@ -46,9 +46,8 @@ export function createWithdrawService(deps: {
       const facts = await accounts.byId(request.fromAccountId);
       if (!facts) throw new ApiError('not_found', 'no such account');
       if (facts.userId !== userId) throw new ApiError('forbidden', 'the account belongs to another user');
-      if (request.currency !== undefined && request.currency !== facts.currency) {
-        throw new ApiError('account_unusable', `the account is in ${facts.currency}, not ${request.currency}`);
-      }
+      // a currency that contradicts the account is a business rejection (42203): withdraw_create
+      // refuses it, so the reply is stored with the key and replayed like the others
       return facts;
     }
     const own = (await accounts.ofUser(userId)).filter((a) => request.currency === undefined || a.currency === request.currency);
@@ -79,6 +78,7 @@ export function createWithdrawService(deps: {
 
     const account = await resolveAccount(userId, request);
     const amountMinor = parseMinor(request.amount, account.currency);
+    const currency = request.currency ?? account.currency;
     const orderId = uuidv7();
     const transactionId = uuidv7();
     const result = await createWithdraw(db, {
@@ -88,10 +88,10 @@ export function createWithdrawService(deps: {
       accountId: account.accountId,
       toAccountId: request.toAccountId,
       amountMinor,
-      currency: account.currency,
+      currency,
       orderId,
       transactionId,
-      responses: possibleResponses(orderId, transactionId, account.currency),
+      responses: possibleResponses(orderId, transactionId, currency),
     });
 
     switch (result.outcome) {
@@ -126,7 +126,7 @@ function keyReused(): ApiError {
   return new ApiError('idempotency_key_reused', 'idempotent-key was already used with a different request');
 }
 
-function possibleResponses(orderId: string, transactionId: string, currency: Currency): Record<
+function possibleResponses(orderId: string, transactionId: string, currency: string): Record<
   'created' | 'insufficient_funds' | 'account_unusable' | 'limit_exceeded',
   StoredResponse
 > {

@@ -108,6 +108,9 @@ declare
   v_credit credits%rowtype;
   v_outcome text;
 begin
+  -- Two credits with the same transaction id on different accounts would both find no credit and
+  -- race to insert it (a unique violation, 500); serialized here, the second sees a mismatch.
+  perform pg_advisory_xact_lock(hashtextextended('account_credit/' || p_transaction_id::text, 0));
   select * into v_account from accounts a where a.id = p_account_id for update;
   if not found then
     return query select 'account_not_found'::text, null::uuid, null::text, null::text, null::text,

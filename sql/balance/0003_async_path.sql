@@ -20,8 +20,8 @@ begin
 end $$;
 
 -- Every transition: conditional on the expected states, with money moved (success captures the
--- reservation, failed releases it), the history row, the outbox event and a notification for
--- long-polling clients, all in the caller's transaction.
+-- reservation, failed releases it), the history row and the outbox event, all in the caller's
+-- transaction.
 create function withdraw_transition(
   p_transaction_id uuid,
   p_from text[],
@@ -93,7 +93,7 @@ begin
     'fromStatus', v_order.status, 'status', p_to, 'actor', p_actor,
     'failureReason', case when p_to = 'failed' then coalesce(p_failure_reason, p_reason) end));
 
-  perform pg_notify('withdraw_status', v_order.id::text);
+  -- long-polling clients are woken by the relay, once per batch (see outbox_relay_balance)
   return query select 'changed'::text, v_order.id, v_order.status, p_to;
 end $$;
 
@@ -155,12 +155,16 @@ create table gateway_inbox (
 create index gateway_inbox_pending_idx on gateway_inbox (id) where processed_at is null;
 create index gateway_inbox_reference_idx on gateway_inbox (reference);
 
+-- Only the first pending callback notifies (see outbox_notify for why).
 create function gateway_inbox_notify() returns trigger language plpgsql as $$
 begin
-  perform pg_notify('gateway_inbox', '');
+  if not exists (select 1 from gateway_inbox i
+                  where i.processed_at is null and i.id < (select min(n.id) from inbox_new_rows n)) then
+    perform pg_notify('gateway_inbox', '');
+  end if;
   return null;
 end $$;
-create trigger gateway_inbox_notify after insert on gateway_inbox
+create trigger gateway_inbox_notify after insert on gateway_inbox referencing new table as inbox_new_rows
   for each statement execute function gateway_inbox_notify();
 
 -- One callback against the order it names. A callback never moves money against a final state:
@@ -305,6 +309,7 @@ language plpgsql as $$
 declare
   v_count int;
   v_events jsonb;
+  v_statuses jsonb;
 begin
   with claimed as (
     select o.id from outbox o where o.relayed_at is null order by o.id limit p_batch_size for update skip locked
@@ -316,12 +321,19 @@ begin
          coalesce(jsonb_agg(jsonb_build_object('outboxId', m.id, 'topic', m.topic, 'transactionId', m.transaction_id,
                                                'payload', m.payload) order by m.id)
                   filter (where m.topic in ('withdraw.created', 'withdraw.success', 'withdraw.failed', 'account.credited')),
-                  '[]'::jsonb)
-    into v_count, v_events
+                  '[]'::jsonb),
+         coalesce(jsonb_agg(jsonb_build_object('payload', m.payload)) filter (where m.topic like 'withdraw.%'), '[]'::jsonb)
+    into v_count, v_events, v_statuses
     from marked m;
   if jsonb_array_length(v_events) > 0 then
     perform graphile_worker.add_job('ledger__post', json_build_object('events', v_events));
   end if;
+  -- wake long-polling clients of the orders whose status changed: one NOTIFY per 150 orders
+  -- (payloads are limited to 8000 bytes) instead of one per transition
+  perform pg_notify('withdraw_status', chunk.ids)
+     from (select string_agg(e.value -> 'payload' ->> 'orderId', ',') as ids
+             from jsonb_array_elements(v_statuses) with ordinality as e(value, n)
+            group by (e.n - 1) / 150) chunk;
   return v_count;
 end $$;
 

@@ -104,12 +104,16 @@ create table outbox (
 create index outbox_unrelayed_idx on outbox (id) where relayed_at is null;
 create index outbox_relayed_idx on outbox (relayed_at) where relayed_at is not null;
 
+-- Only the first unrelayed row notifies (see the Balance DB's outbox_notify for why).
 create function outbox_notify() returns trigger language plpgsql as $$
 begin
-  perform pg_notify('ledger_outbox', '');
+  if not exists (select 1 from outbox o
+                  where o.relayed_at is null and o.id < (select min(n.id) from outbox_new_rows n)) then
+    perform pg_notify('ledger_outbox', '');
+  end if;
   return null;
 end $$;
-create trigger outbox_notify after insert on outbox
+create trigger outbox_notify after insert on outbox referencing new table as outbox_new_rows
   for each statement execute function outbox_notify();
 
 -- Down Migration
