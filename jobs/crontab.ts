@@ -9,6 +9,8 @@ export const CRONTAB = [
   '* * * * * worker__watchdog ?id=worker_watchdog&max=1&jobKey=cron_worker_watchdog',
   // delete relayed outbox rows past their retention, in bounded batches
   '17 * * * * outbox__prune ?id=outbox_prune&max=1&jobKey=cron_outbox_prune',
+  // idempotency keys are kept IDEMPOTENCY_KEY_RETENTION_HOURS (at least 24 h), then deleted
+  '23 * * * * idempotency__prune ?id=idempotency_prune&max=1&jobKey=cron_idempotency_prune',
 ].join('\n');
 
 export const parsedCronItems = () => parseCrontab(CRONTAB);

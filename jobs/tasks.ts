@@ -85,13 +85,34 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     }
   };
 
+  const idempotencyPrune: Task = async () => {
+    for (let batch = 0; batch < PRUNE_BATCHES_MAX; batch += 1) {
+      const deleted = await pruneIdempotencyKeys(databases.balance, config.idempotency.retentionHours, config.worker.relayBatchSizeMax);
+      if (deleted < config.worker.relayBatchSizeMax) break;
+    }
+  };
+
   return {
     ledger__post: ledgerPost,
+    idempotency__prune: idempotencyPrune,
     gateway__submit: gatewaySubmit,
     outbox__sweep: outboxSweep,
     worker__watchdog: workerWatchdog,
     outbox__prune: outboxPrune,
   };
+}
+
+export async function pruneIdempotencyKeys(db: Databases['balance'], retentionHours: number, batchSizeMax: number): Promise<number> {
+  return db.oneFirst(sql.type(z.object({ deleted: z.number() }))`
+    with doomed as (
+      select user_id, idempotency_key from idempotency_keys
+       where created_at < now() - make_interval(hours => ${Math.max(24, retentionHours)})
+       order by created_at limit ${batchSizeMax}
+    ), deleted as (
+      delete from idempotency_keys k using doomed d
+       where k.user_id = d.user_id and k.idempotency_key = d.idempotency_key returning 1
+    )
+    select count(*)::int as deleted from deleted`);
 }
 
 /**

@@ -5,6 +5,7 @@ import type { DatabasePool } from 'slonik';
 import type { AccountDirectory } from '../balance/accountDirectory.ts';
 import { creditAccount, findAccount, insertAccount, setAccountStatus, type AccountBalances } from '../balance/accountQueries.ts';
 import type { Auth } from '../http/auth.ts';
+import { readBody } from '../http/jsonBody.ts';
 import { ApiError, okEnvelope } from '../http/apiErrors.ts';
 import { decimalInput, describeZodError, z } from '../http/zod.ts';
 import { CURRENCIES, describeAmountFailure, formatMinor, isCurrency, parseAmount } from '../money/money.ts';
@@ -62,7 +63,7 @@ export function accountRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Ac
   const admin = deps.auth.require('admin');
 
   router.post('/admin/accounts', admin, async (req: Request, res: Response) => {
-    const body = parseBody(CreateAccountSchema, req.body);
+    const body = parseBody(CreateAccountSchema, readBody(req));
     const row = await insertAccount(deps.db, body);
     deps.accounts.forgetUser(row.userId);
     res.status(201).json(okEnvelope('created', accountView(row)));
@@ -76,7 +77,7 @@ export function accountRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Ac
 
   router.post('/admin/accounts/:accountId/credits', admin, async (req: Request, res: Response) => {
     const accountId = accountIdParam(req);
-    const body = parseBody(CreditSchema, req.body);
+    const body = parseBody(CreditSchema, readBody(req));
     const account = await deps.accounts.byId(accountId);
     if (!account) throw new ApiError('not_found', 'no such account');
     const amount = parseAmount(body.amount, account.currency);
@@ -96,9 +97,10 @@ export function accountRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Ac
   });
 
   router.post('/admin/accounts/:accountId/status', admin, async (req: Request, res: Response) => {
-    const body = parseBody(AccountStatusSchema, req.body);
+    const body = parseBody(AccountStatusSchema, readBody(req));
     const row = await setAccountStatus(deps.db, accountIdParam(req), body.status);
     if (!row) throw new ApiError('not_found', 'no such account');
+    deps.accounts.forgetUser(row.userId);
     res.status(200).json(okEnvelope('ok', accountView(row)));
   });
 

@@ -6,6 +6,7 @@ import express from 'express';
 import type { Databases } from '../db/pools.ts';
 import { ApiError, okEnvelope } from '../http/apiErrors.ts';
 import type { Auth } from '../http/auth.ts';
+import { readBody } from '../http/jsonBody.ts';
 import { describeZodError, z } from '../http/zod.ts';
 import { DASHBOARD_HTML } from './dashboardPage.ts';
 import { JOB_STATES, listBreaks, listJobs, overview, retryJobs } from './dashboardQueries.ts';
@@ -47,7 +48,7 @@ export function dashboardRoutes(deps: { auth: Auth; databases: Databases }): Rou
   });
 
   router.post('/admin/api/jobs/retry', admin, async (req: Request, res: Response) => {
-    const body = parse(RetryBody, req.body);
+    const body = parse(RetryBody, readBody(req));
     const retried = await retryJobs(deps.databases.balance, body.jobIds);
     req.log?.info({ operator: req.principal?.kind === 'admin' ? req.principal.operator : null, jobIds: body.jobIds }, 'jobs retried');
     res.status(200).json(okEnvelope('retried', { retried }));

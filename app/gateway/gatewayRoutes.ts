@@ -5,6 +5,7 @@ import express from 'express';
 import type { DatabasePool } from 'slonik';
 import { ApiError, okEnvelope } from '../http/apiErrors.ts';
 import type { Auth } from '../http/auth.ts';
+import { readBody } from '../http/jsonBody.ts';
 import { decimalInput, describeZodError, z } from '../http/zod.ts';
 import { describeAmountFailure, isCurrency, parseAmount } from '../money/money.ts';
 import { enqueueGatewaySubmits } from '../outbox/relays.ts';
@@ -36,7 +37,7 @@ export function gatewayRoutes(deps: { auth: Auth; balance: DatabasePool; webhook
   const router = express.Router();
 
   router.post('/withdraw/submit', deps.auth.require('internal'), async (req: Request, res: Response) => {
-    const parsed = SubmitRequestSchema.safeParse(req.body);
+    const parsed = SubmitRequestSchema.safeParse(readBody(req));
     if (!parsed.success) throw new ApiError('invalid_request', describeZodError(parsed.error));
     const body = parsed.data;
     const order = await findOrderByTransactionId(deps.balance, body.transactionId.toLowerCase());
@@ -60,7 +61,7 @@ export function gatewayRoutes(deps: { auth: Auth; balance: DatabasePool; webhook
     const raw = req.rawBody ?? Buffer.alloc(0);
     const verdict = verifyWebhook(req.get('x-signature'), raw, deps.webhookSecrets, Math.floor(Date.now() / 1000));
     if (!verdict.ok) throw new ApiError('unauthenticated', `callback signature rejected: ${verdict.reason}`);
-    const parsed = CallbackSchema.safeParse(req.body);
+    const parsed = CallbackSchema.safeParse(readBody(req));
     if (!parsed.success) throw new ApiError('invalid_request', describeZodError(parsed.error));
     const event = parsed.data;
     const stored = await insertInbox(deps.balance, {

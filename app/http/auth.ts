@@ -3,6 +3,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { ApiError } from './apiErrors.ts';
 
 export type Principal =
@@ -18,6 +19,9 @@ declare module 'express-serve-static-core' {
 
 const USER_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 const BEARER_LENGTH_MAX = 4096;
+/** Verified tokens are remembered (never rejected ones): HMAC verification is most of a request's CPU. */
+const VERIFIED_TOKENS_MAX = 50_000;
+const VERIFIED_TOKEN_TTL_MS = 5 * 60_000;
 
 export type AuthSettings = Readonly<{
   jwtSecret: string;
@@ -44,12 +48,16 @@ export function bearerToken(req: Request): string | null {
 
 export function createAuth(settings: AuthSettings) {
   const key = new TextEncoder().encode(settings.jwtSecret);
+  const verified = new LRUCache<string, { userId: string; expiresAtMs: number }>({ max: VERIFIED_TOKENS_MAX, ttl: VERIFIED_TOKEN_TTL_MS });
 
   async function userFromToken(token: string): Promise<string> {
+    const known = verified.get(token);
+    if (known && known.expiresAtMs > Date.now()) return known.userId;
     try {
       const { payload } = await jwtVerify(token, key, { algorithms: ['HS256'], requiredClaims: ['sub'] });
       const sub = payload.sub;
       if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub)) throw new ApiError('unauthenticated', 'token subject is not a valid user id');
+      verified.set(token, { userId: sub, expiresAtMs: payload.exp === undefined ? Number.POSITIVE_INFINITY : payload.exp * 1000 });
       return sub;
     } catch (error) {
       if (error instanceof ApiError) throw error;

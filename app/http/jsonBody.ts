@@ -9,6 +9,8 @@ import { ApiError } from './apiErrors.ts';
 declare module 'express-serve-static-core' {
   interface Request {
     rawBody?: Buffer;
+    /** set when the body is not valid JSON; raised by readBody(), after authentication */
+    bodyError?: ApiError;
   }
 }
 
@@ -25,32 +27,32 @@ export function jsonBody(limitBytes: number) {
         req.body = undefined;
         return next();
       }
+      // a bad body is reported by readBody(), so that authentication is judged first
       let text: string;
       try {
         text = utf8.decode(bytes);
       } catch (cause) {
-        return next(new ApiError('invalid_request', 'body is not valid UTF-8', { cause }));
+        req.body = undefined;
+        req.bodyError = new ApiError('invalid_request', 'body is not valid UTF-8', { cause });
+        return next();
       }
       try {
         req.body = parse(text);
       } catch (cause) {
         const detail = cause instanceof RangeError ? 'nested too deeply' : (cause as Error).message;
-        return next(new ApiError('invalid_request', `body is not valid JSON: ${detail}`, { cause }));
+        req.body = undefined;
+        req.bodyError = new ApiError('invalid_request', `body is not valid JSON: ${detail}`, { cause });
       }
       next();
     },
   ];
 }
 
+/** The parsed JSON body; throws the 400 if it was not valid JSON. */
+export function readBody(req: Request): unknown {
+  if (req.bodyError) throw req.bodyError;
+  return req.body;
+}
+
 export type { LosslessNumber };
 export { isLosslessNumber };
-
-/** Turns a parsed body back into plain JSON values (numbers as JS numbers) for non-money fields. */
-export function toPlainJson(value: unknown): unknown {
-  if (isLosslessNumber(value)) return Number((value as LosslessNumber).value);
-  if (Array.isArray(value)) return value.map(toPlainJson);
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toPlainJson(v)]));
-  }
-  return value;
-}

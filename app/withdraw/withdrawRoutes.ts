@@ -2,6 +2,7 @@
 import type { Request, Response, Router } from 'express';
 import express from 'express';
 import type { Auth } from '../http/auth.ts';
+import { readBody } from '../http/jsonBody.ts';
 import { ApiError, okEnvelope } from '../http/apiErrors.ts';
 import { describeZodError, uuidV7 } from '../http/zod.ts';
 import type { WithdrawService } from './withdrawService.ts';
@@ -15,7 +16,7 @@ export function idempotencyKeyOf(req: Request): string {
   const values = IDEMPOTENCY_HEADERS.map((name) => req.get(name)).filter((v): v is string => v !== undefined);
   const [key] = values;
   if (key === undefined) throw new ApiError('invalid_idempotency_key', 'idempotent-key header is required (a UUIDv7)');
-  if (values.some((v) => v !== key)) throw new ApiError('invalid_idempotency_key', 'idempotent-key and Idempotency-Key differ');
+  if (values.some((v) => v.toLowerCase() !== key.toLowerCase())) throw new ApiError('invalid_idempotency_key', 'idempotent-key and Idempotency-Key differ');
   if (!uuidV7.safeParse(key).success) throw new ApiError('invalid_idempotency_key', 'idempotent-key must be a UUIDv7');
   return key.toLowerCase();
 }
@@ -32,7 +33,7 @@ export function withdrawRoutes(deps: {
     const principal = req.principal;
     if (principal?.kind !== 'user') throw new ApiError('forbidden', 'a user token is required');
     const idempotencyKey = idempotencyKeyOf(req);
-    const parsed = WithdrawRequestSchema.safeParse(req.body);
+    const parsed = WithdrawRequestSchema.safeParse(readBody(req));
     if (!parsed.success) throw new ApiError('invalid_request', describeZodError(parsed.error));
     const reply = await deps.withdraws.requestWithdraw({ userId: principal.userId, idempotencyKey, request: parsed.data });
     const body = reply.body as { data?: { withdrawOrderId?: string; transactionId?: string } } | null;

@@ -21,7 +21,7 @@ export type WithdrawServiceSettings = Readonly<{ cacheSizeMax: number; cacheTtlM
 export function requestHash(userId: string, request: WithdrawRequest): string {
   const canonical = JSON.stringify([
     userId,
-    request.fromAccountId ?? null,
+    request.fromAccountId?.toLowerCase() ?? null,
     request.toAccountId,
     canonicalDecimal(request.amount),
     request.currency ?? null,

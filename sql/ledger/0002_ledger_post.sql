@@ -135,6 +135,13 @@ begin
       end if;
     elsif v_kind in ('settle', 'reverse') then
       perform ledger_post_journal(v_tx, 'hold', v_source, v_wallet, 'in_transit:' || v_currency, v_amount, v_currency, v_at);
+      -- what leaves in-transit must be exactly what the hold put there
+      if exists (select 1 from journal_transactions j join entries e on e.journal_id = j.id
+                  where j.transaction_id = v_tx and j.kind = 'hold' and e.amount_minor < 0
+                    and (e.amount_minor <> -v_amount or e.currency <> v_currency)) then
+        raise exception 'withdraw %: % of % % does not match its hold', v_tx, v_kind, v_amount, v_currency
+          using errcode = 'check_violation', constraint = 'ledger_release_matches_hold';
+      end if;
       if v_kind = 'settle' then
         v_journal := ledger_post_journal(v_tx, 'settle', v_source, 'in_transit:' || v_currency,
                                          'provider_clearing:' || v_currency, v_amount, v_currency, v_at);
