@@ -12,6 +12,12 @@ const milliseconds = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 const count = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
+/** The role the Ledger DB pool runs as (sql/ledger/0004_app_role.sql); LEDGER_DB_ROLE='' keeps the login user. */
+export const LEDGER_DB_ROLE_DEFAULT = 'withdraw_ledger_writer';
+const roleName = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a plain role name (a-z, 0-9, _; at most 63), or empty for none');
+// variables whose empty value means "none" rather than "unset, use the default"
+const EMPTY_MEANS_NONE: ReadonlySet<string> = new Set(['LEDGER_DB_ROLE']);
+
 const EnvSchema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -24,6 +30,7 @@ const EnvSchema = z
     EMBEDDED_PG_PORT: z.coerce.number().int().min(1024).max(65535).default(54329),
     DB_POOL_SIZE_MAX: count(1, 200, 20),
     DB_STATEMENT_TIMEOUT_MS: milliseconds(100, 600_000, 30_000),
+    LEDGER_DB_ROLE: z.union([z.literal(''), roleName]).default(LEDGER_DB_ROLE_DEFAULT),
 
     AUTH_JWT_SECRET: secret(32).optional(),
     ADMIN_TOKEN: secret(16).optional(),
@@ -58,6 +65,20 @@ const EnvSchema = z
     GATEWAY_SUBMIT_ATTEMPTS_MAX: count(1, 100, 8),
     GATEWAY_RETRY_BASE_MS: milliseconds(10, 600_000, 1_000),
     GATEWAY_RETRY_MAX_MS: milliseconds(10, 3_600_000, 60_000),
+
+    INIT_STALE_MS: milliseconds(1_000, 86_400_000, 120_000),
+    PROCESSING_STALE_MS: milliseconds(1_000, 86_400_000, 300_000),
+    PROCESSING_QUERY_INTERVAL_MS: milliseconds(100, 86_400_000, 60_000),
+    PROCESSING_QUERY_ATTEMPTS_MAX: count(1, 1_000, 10),
+    RECOVERY_BATCH_SIZE_MAX: count(1, 10_000, 200),
+    RECOVERY_CONCURRENCY: count(1, 256, 16),
+    RECONCILE_SETTLE_MS: milliseconds(0, 86_400_000, 60_000),
+    RECONCILE_PROVIDER_CHECKS_MAX: count(0, 1_000_000, 2_000),
+
+    ADMIN_TOKENS: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}:[^,:\s]{16,}(,[A-Za-z0-9_.-]{1,64}:[^,:\s]{16,})*$/, 'must be name:token[,name:token...] with tokens of at least 16 characters')
+      .optional(),
   })
   .refine((env) => (env.BALANCE_DATABASE_URL === undefined) === (env.LEDGER_DATABASE_URL === undefined), {
     message: 'set both BALANCE_DATABASE_URL and LEDGER_DATABASE_URL, or neither (embedded PostgreSQL)',
@@ -77,12 +98,16 @@ export type Config = Readonly<{
     embeddedPort: number;
     poolSizeMax: number;
     statementTimeoutMs: number;
+    /** the role the Ledger DB pool assumes when the login user may; null: the login user itself */
+    ledgerRole: string | null;
   }>;
   auth: Readonly<{
     jwtSecret: string;
     jwtSecretGenerated: boolean;
     adminToken: string;
     adminTokenGenerated: boolean;
+    /** named operators' tokens (ADMIN_TOKENS), besides the shared ADMIN_TOKEN */
+    operatorTokens: ReadonlyMap<string, string>;
     internalToken: string;
   }>;
   psp: Readonly<{
@@ -110,6 +135,16 @@ export type Config = Readonly<{
     relayPollIntervalMs: number;
     inboxBatchSizeMax: number;
     outboxRetentionHours: number;
+  }>;
+  recovery: Readonly<{
+    initStaleMs: number;
+    processingStaleMs: number;
+    processingQueryIntervalMs: number;
+    processingQueryAttemptsMax: number;
+    batchSizeMax: number;
+    concurrency: number;
+    reconcileSettleMs: number;
+    reconcileProviderChecksMax: number;
   }>;
   gateway: Readonly<{
     connectTimeoutMs: number;
@@ -139,6 +174,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (webhookSecrets.some((s) => s.length < 16)) {
     throw new ConfigError('invalid configuration:\n  PSP_WEBHOOK_SECRET: every comma-separated secret must be at least 16 characters');
   }
+  if (e.ADMIN_TOKENS?.split(',').some((pair) => pair.startsWith('admin:'))) {
+    throw new ConfigError('invalid configuration:\n  ADMIN_TOKENS: the name "admin" is reserved for ADMIN_TOKEN');
+  }
   return deepFreeze({
     nodeEnv: e.NODE_ENV,
     logLevel: e.LOG_LEVEL,
@@ -150,6 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       embeddedPort: e.EMBEDDED_PG_PORT,
       poolSizeMax: e.DB_POOL_SIZE_MAX,
       statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+      ledgerRole: e.LEDGER_DB_ROLE === '' ? null : e.LEDGER_DB_ROLE,
     },
     auth: {
       jwtSecret: e.AUTH_JWT_SECRET ?? randomSecret(),
@@ -157,6 +196,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       adminToken: e.ADMIN_TOKEN ?? randomSecret(),
       adminTokenGenerated: e.ADMIN_TOKEN === undefined,
       internalToken: e.INTERNAL_TOKEN ?? randomSecret(),
+      operatorTokens: new Map(
+        (e.ADMIN_TOKENS ? e.ADMIN_TOKENS.split(',') : []).map((pair) => {
+          const at = pair.indexOf(':');
+          return [pair.slice(0, at), pair.slice(at + 1)] as const;
+        }),
+      ),
     },
     psp: {
       baseUrl: e.PSP_BASE_URL,
@@ -183,6 +228,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       inboxBatchSizeMax: e.INBOX_BATCH_SIZE_MAX,
       outboxRetentionHours: e.OUTBOX_RETENTION_HOURS,
     },
+    recovery: {
+      initStaleMs: e.INIT_STALE_MS,
+      processingStaleMs: e.PROCESSING_STALE_MS,
+      processingQueryIntervalMs: e.PROCESSING_QUERY_INTERVAL_MS,
+      processingQueryAttemptsMax: e.PROCESSING_QUERY_ATTEMPTS_MAX,
+      batchSizeMax: e.RECOVERY_BATCH_SIZE_MAX,
+      concurrency: e.RECOVERY_CONCURRENCY,
+      reconcileSettleMs: e.RECONCILE_SETTLE_MS,
+      reconcileProviderChecksMax: e.RECONCILE_PROVIDER_CHECKS_MAX,
+    },
     gateway: {
       connectTimeoutMs: e.GATEWAY_CONNECT_TIMEOUT_MS,
       timeoutMs: e.GATEWAY_TIMEOUT_MS,
@@ -196,7 +251,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 function emptyToUndefined(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
   const result: Record<string, string | undefined> = {};
-  for (const [key, value] of Object.entries(env)) result[key] = value === '' ? undefined : value;
+  for (const [key, value] of Object.entries(env)) result[key] = value === '' && !EMPTY_MEANS_NONE.has(key) ? undefined : value;
   return result;
 }
 

@@ -17,6 +17,8 @@ try {
     poolSizeMax: config.database.poolSizeMax,
     statementTimeoutMs: config.database.statementTimeoutMs,
     applicationName: 'withdraw-web',
+    ledgerRole: config.database.ledgerRole,
+    warn: (message) => logger.warn(message),
   });
   const web = await startWebProcess({ config, databases, balanceUrl: urls.balanceUrl, logger });
   installShutdown(logger, () => [

@@ -16,6 +16,7 @@ import { createWithdrawService } from './withdraw/withdrawService.ts';
 import { createStatusWaiter } from './withdraw/statusWaiter.ts';
 import { gatewayRoutes } from './gateway/gatewayRoutes.ts';
 import { dashboardRoutes } from './admin/dashboardRoutes.ts';
+import { reviewRoutes } from './admin/reviewRoutes.ts';
 import { registerOperationalMetrics } from './admin/operationalMetrics.ts';
 
 export type WebProcess = Readonly<{
@@ -27,7 +28,7 @@ export type WebProcess = Readonly<{
 }>;
 
 export function adminTokensOf(config: Config): Map<string, string> {
-  return new Map([['admin', config.auth.adminToken]]);
+  return new Map([['admin', config.auth.adminToken], ...config.auth.operatorTokens]);
 }
 
 export async function startWebProcess(deps: {
@@ -62,6 +63,7 @@ export async function startWebProcess(deps: {
       accountRoutes({ auth, db: databases.balance, accounts }),
       gatewayRoutes({ auth, balance: databases.balance, webhookSecrets: config.psp.webhookSecrets }),
       dashboardRoutes({ auth, databases }),
+      reviewRoutes({ auth, db: databases.balance, accounts }),
     ],
   });
   const server = await new Promise<Server>((resolve, reject) => {

@@ -7,6 +7,11 @@ export const CRONTAB = [
   '* * * * * outbox__sweep ?id=outbox_sweep&max=1&jobKey=cron_outbox_sweep',
   // free the jobs of workers that stopped beating (graphile-worker alone would wait 4 hours)
   '* * * * * worker__watchdog ?id=worker_watchdog&max=1&jobKey=cron_worker_watchdog',
+  // resume init orders that stalled; ask the provider about processing orders without a callback
+  '* * * * * recovery__stale_init ?id=recovery_stale_init&max=1&jobKey=cron_recovery_stale_init',
+  '* * * * * recovery__stale_processing ?id=recovery_stale_processing&max=1&jobKey=cron_recovery_stale_processing',
+  // three-way reconciliation of what changed since the previous run
+  '*/5 * * * * reconcile__run ?id=reconcile_run&max=1&jobKey=cron_reconcile_run',
   // delete relayed outbox rows past their retention, in bounded batches
   '17 * * * * outbox__prune ?id=outbox_prune&max=1&jobKey=cron_outbox_prune',
   // idempotency keys are kept IDEMPOTENCY_KEY_RETENTION_HOURS (at least 24 h), then deleted

@@ -9,6 +9,9 @@ import { LedgerPostPayload, postLedgerEvents } from '../app/ledger/ledgerPosting
 import type { Logger } from '../app/logger.ts';
 import type { Drainer } from '../app/outbox/drainer.ts';
 import { pruneRelayedOutbox } from '../app/outbox/relays.ts';
+import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
+import { queryStaleProcessing, resumeStaleInit } from '../reconcile/recovery.ts';
+import { runReconciliation } from '../reconcile/reconcileRun.ts';
 
 /** After this many failed attempts a batch is split in two, so one bad event cannot hold back the rest. */
 export const LEDGER_SPLIT_AFTER_ATTEMPTS = 3;
@@ -20,6 +23,7 @@ export type TaskDeps = Readonly<{
   config: Config;
   databases: Databases;
   gateway: GatewayService;
+  psp: PspAdapter;
   drainers: Drainers;
   logger: Logger;
 }>;
@@ -92,8 +96,23 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     }
   };
 
+  const recoveryStaleInit: Task = async () => {
+    await resumeStaleInit({ databases, config, logger: deps.logger });
+  };
+
+  const recoveryStaleProcessing: Task = async () => {
+    await queryStaleProcessing({ databases, config, psp: deps.psp, logger: deps.logger, onApplied: () => drainers.gatewayInbox.wake() });
+  };
+
+  const reconcileRun: Task = async () => {
+    await runReconciliation({ databases, psp: deps.psp, config, logger: deps.logger, mode: 'incremental' });
+  };
+
   return {
     ledger__post: ledgerPost,
+    recovery__stale_init: recoveryStaleInit,
+    recovery__stale_processing: recoveryStaleProcessing,
+    reconcile__run: reconcileRun,
     idempotency__prune: idempotencyPrune,
     gateway__submit: gatewaySubmit,
     outbox__sweep: outboxSweep,

@@ -21,6 +21,8 @@ try {
     poolSizeMax: config.database.poolSizeMax,
     statementTimeoutMs: config.database.statementTimeoutMs,
     applicationName: 'withdraw-worker',
+    ledgerRole: config.database.ledgerRole,
+    warn: (message) => logger.warn(message),
   });
   const psp = createPspHttpAdapter({ baseUrl: config.psp.baseUrl, ...config.gateway });
   const worker = await startWorkerProcess({

@@ -95,7 +95,7 @@ export async function startWorkerProcess(deps: {
     maxPoolSize: settings.concurrency + 4,
     noHandleSignals: true,
     pollInterval: 1_000,
-    taskList: buildTaskList({ config, databases, gateway, drainers, logger }),
+    taskList: buildTaskList({ config, databases, gateway, psp: deps.psp, drainers, logger }),
     parsedCronItems: parsedCronItems(),
     logger: graphileLogger(logger),
     events,

@@ -6,6 +6,7 @@ import type { AccountDirectory } from '../balance/accountDirectory.ts';
 import { creditAccount, findAccount, insertAccount, setAccountStatus, type AccountBalances } from '../balance/accountQueries.ts';
 import type { Auth } from '../http/auth.ts';
 import { readBody } from '../http/jsonBody.ts';
+import { recordAudit } from './auditLog.ts';
 import { ApiError, okEnvelope } from '../http/apiErrors.ts';
 import { decimalInput, describeZodError, z } from '../http/zod.ts';
 import { CURRENCIES, describeAmountFailure, formatMinor, isCurrency, parseAmount } from '../money/money.ts';
@@ -83,11 +84,18 @@ export function accountRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Ac
     const amount = parseAmount(body.amount, account.currency);
     if (!amount.ok) throw new ApiError('invalid_request', `amount: ${describeAmountFailure(amount.reason)}`);
     const operator = req.principal?.kind === 'admin' ? req.principal.operator : 'admin';
-    const result = await creditAccount(deps.db, {
-      transactionId: body.transactionId.toLowerCase(),
-      accountId,
-      amountMinor: amount.minor,
-      actor: `operator:${operator}`,
+    const result = await deps.db.transaction(async (tx) => {
+      const credited = await creditAccount(tx, {
+        transactionId: body.transactionId.toLowerCase(),
+        accountId,
+        amountMinor: amount.minor,
+        actor: `operator:${operator}`,
+      });
+      if (credited.outcome === 'credited') {
+        await recordAudit(tx, { operator, action: 'account.credit', subject: `account:${accountId}`,
+          details: { transactionId: body.transactionId.toLowerCase(), amount: body.amount }, requestId: String(req.id) });
+      }
+      return credited;
     });
     if (result.outcome !== 'credited' && result.outcome !== 'replay') throw CREDIT_REJECTIONS[result.outcome]();
     if (result.outcome === 'replay') res.setHeader('Idempotent-Replayed', 'true');
@@ -98,7 +106,15 @@ export function accountRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Ac
 
   router.post('/admin/accounts/:accountId/status', admin, async (req: Request, res: Response) => {
     const body = parseBody(AccountStatusSchema, readBody(req));
-    const row = await setAccountStatus(deps.db, accountIdParam(req), body.status);
+    const operator = req.principal?.kind === 'admin' ? req.principal.operator : 'admin';
+    const row = await deps.db.transaction(async (tx) => {
+      const updated = await setAccountStatus(tx, accountIdParam(req), body.status);
+      if (updated) {
+        await recordAudit(tx, { operator, action: 'account.status', subject: `account:${updated.accountId}`,
+          details: { status: body.status }, requestId: String(req.id) });
+      }
+      return updated;
+    });
     if (!row) throw new ApiError('not_found', 'no such account');
     deps.accounts.forgetUser(row.userId);
     res.status(200).json(okEnvelope('ok', accountView(row)));

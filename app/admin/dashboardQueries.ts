@@ -79,7 +79,7 @@ export async function listJobs(db: CommonQueryMethods, state: JobState, limit: n
 }
 
 /** Runs the jobs again now, with their attempts reset (the SQL function: the JS helper ignores attempts 0). */
-export async function retryJobs(db: DatabasePool, jobIds: readonly string[]): Promise<number> {
+export async function retryJobs(db: CommonQueryMethods, jobIds: readonly string[]): Promise<number> {
   if (jobIds.length === 0) return 0;
   const rows = await db.any(sql.type(z.object({ id: z.bigint() }))`
     select id from graphile_worker.reschedule_jobs(${sql.array(jobIds, 'int8')}, run_at := now(), attempts := 0)`);

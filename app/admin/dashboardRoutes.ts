@@ -7,6 +7,7 @@ import type { Databases } from '../db/pools.ts';
 import { ApiError, okEnvelope } from '../http/apiErrors.ts';
 import type { Auth } from '../http/auth.ts';
 import { readBody } from '../http/jsonBody.ts';
+import { recordAudit } from './auditLog.ts';
 import { describeZodError, z } from '../http/zod.ts';
 import { DASHBOARD_HTML } from './dashboardPage.ts';
 import { JOB_STATES, listBreaks, listJobs, overview, retryJobs } from './dashboardQueries.ts';
@@ -49,8 +50,13 @@ export function dashboardRoutes(deps: { auth: Auth; databases: Databases }): Rou
 
   router.post('/admin/api/jobs/retry', admin, async (req: Request, res: Response) => {
     const body = parse(RetryBody, readBody(req));
-    const retried = await retryJobs(deps.databases.balance, body.jobIds);
-    req.log?.info({ operator: req.principal?.kind === 'admin' ? req.principal.operator : null, jobIds: body.jobIds }, 'jobs retried');
+    const operator = req.principal?.kind === 'admin' ? req.principal.operator : 'admin';
+    const retried = await deps.databases.balance.transaction(async (tx) => {
+      const count = await retryJobs(tx, body.jobIds);
+      await recordAudit(tx, { operator, action: 'jobs.retry', subject: `jobs:${body.jobIds.length}`,
+        details: { jobIds: body.jobIds, retried: count }, requestId: String(req.id) });
+      return count;
+    });
     res.status(200).json(okEnvelope('retried', { retried }));
   });
 

@@ -8,7 +8,8 @@ import { ApiError } from './apiErrors.ts';
 
 export type Principal =
   | { readonly kind: 'user'; readonly userId: string }
-  | { readonly kind: 'admin'; readonly operator: string }
+  /** operator: the named token's name, or "admin" (shared ADMIN_TOKEN), or "admin:<X-Operator>" */
+  | { readonly kind: 'admin'; readonly operator: string; readonly identified: boolean }
   | { readonly kind: 'internal' };
 
 declare module 'express-serve-static-core' {
@@ -18,6 +19,8 @@ declare module 'express-serve-static-core' {
 }
 
 const USER_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
+const OPERATOR_PATTERN = /^[A-Za-z0-9_.@-]{1,64}$/;
+export const SHARED_ADMIN_OPERATOR = 'admin';
 const BEARER_LENGTH_MAX = 4096;
 /** Verified tokens are remembered (never rejected ones): HMAC verification is most of a request's CPU. */
 const VERIFIED_TOKENS_MAX = 50_000;
@@ -80,7 +83,13 @@ export function createAuth(settings: AuthSettings) {
     if (!token) throw new ApiError('unauthenticated', 'missing bearer token');
     if (allowed.includes('admin')) {
       const operator = adminOperator(token);
-      if (operator) return { kind: 'admin', operator };
+      if (operator && operator !== SHARED_ADMIN_OPERATOR) return { kind: 'admin', operator, identified: true };
+      if (operator) {
+        // the shared token names its operator with X-Operator (bound to the token: useless without it)
+        const named = req.get('x-operator');
+        if (named !== undefined && !OPERATOR_PATTERN.test(named)) throw new ApiError('invalid_request', 'X-Operator: 1-64 characters of [A-Za-z0-9_.@-]');
+        return named ? { kind: 'admin', operator: `${SHARED_ADMIN_OPERATOR}:${named}`, identified: true } : { kind: 'admin', operator, identified: false };
+      }
     }
     if (allowed.includes('internal') && tokensEqual(token, settings.internalToken)) return { kind: 'internal' };
     if (allowed.includes('user') && token.split('.').length === 3) return { kind: 'user', userId: await userFromToken(token) };

@@ -35,12 +35,12 @@ export const LedgerPostPayload = z.object({ events: z.array(RelayedEvent).min(1)
 const PostedRow = z.object({ transactionId: z.string(), kind: z.string(), journalId: z.bigint().nullable(), posted: z.boolean() });
 export type PostedRow = z.infer<typeof PostedRow>;
 
-export function toLedgerEvent(event: RelayedEvent) {
+export function toLedgerEvent(event: RelayedEvent, source = `balance-outbox:${event.outboxId}`) {
   if (event.payload.transactionId !== event.transactionId) {
     throw new Error(`outbox ${event.outboxId}: payload transactionId differs from the row's`);
   }
   return {
-    source: `balance-outbox:${event.outboxId}`,
+    source,
     transactionId: event.transactionId,
     kind: LEDGER_KIND_BY_TOPIC[event.topic],
     accountId: event.payload.accountId,
@@ -49,8 +49,9 @@ export function toLedgerEvent(event: RelayedEvent) {
   };
 }
 
-export async function postLedgerEvents(ledger: CommonQueryMethods, events: readonly RelayedEvent[]): Promise<readonly PostedRow[]> {
-  const ledgerEvents = events.map(toLedgerEvent);
+/** `origin` names where the events come from when it is not the relayed Balance outbox (recovery). */
+export async function postLedgerEvents(ledger: CommonQueryMethods, events: readonly RelayedEvent[], origin?: string): Promise<readonly PostedRow[]> {
+  const ledgerEvents = events.map((event) => toLedgerEvent(event, origin ? `${origin}:${event.transactionId}` : undefined));
   return ledger.any(sql.type(PostedRow)`
     select transaction_id as "transactionId", kind, journal_id as "journalId", posted
       from ledger_post(${sql.jsonb(ledgerEvents)})`);

@@ -1,0 +1,324 @@
+// Three-way reconciliation: Balance DB × Ledger DB × orders × provider. A run checks what changed
+// since the previous run (or everything with mode 'full'), up to now minus RECONCILE_SETTLE_MS so
+// that events still travelling through the outboxes are not mistaken for breaks. Findings are
+// upserted into reconciliation_breaks (first/last seen, count); breaks of the categories a run
+// owns that it no longer observes on the subjects it checked are resolved. A run records itself.
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import type { Config } from '../app/config.ts';
+import type { Databases } from '../app/db/pools.ts';
+import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
+import type { Logger } from '../app/logger.ts';
+
+export const RUN_CATEGORIES = [
+  'account_balance_split', // I1
+  'account_reserved_mismatch', // I2
+  'account_balance_mismatch', // I3
+  'journal_unbalanced', // I4
+  'ledger_account_projection', // I4: running balance vs its entries
+  'wallet_mismatch', // I5: ledger wallet vs available, for accounts at rest
+  'ledger_journals_mismatch', // I5: an order's journals vs its status
+  'ledger_deposit_missing', // I5: a credit without its deposit journal
+  'provider_not_paid', // we say success, the provider does not say paid
+  'provider_paid_not_recorded', // the provider says paid, we say failed
+] as const;
+export type RunCategory = (typeof RUN_CATEGORIES)[number];
+
+export type Finding = Readonly<{
+  category: RunCategory;
+  subject: string;
+  orderId?: string | null;
+  accountId?: string | null;
+  transactionId?: string | null;
+  currency?: string | null;
+  expected: string;
+  actual: string;
+  details?: Record<string, unknown>;
+}>;
+
+export type RunSummary = Readonly<{
+  runId: string;
+  mode: 'incremental' | 'full';
+  checkedFrom: string | null;
+  checkedUntil: string;
+  accountsChecked: number;
+  ordersChecked: number;
+  providerChecked: number;
+  findings: readonly Finding[];
+  breaksResolved: number;
+}>;
+
+const WINDOW_OVERLAP_MS = 5 * 60_000;
+const PROVIDER_CHECK_CONCURRENCY = 16;
+
+const AccountRow = z.object({
+  accountId: z.string(), currency: z.string(), updatedAt: z.number(),
+  balanceMinor: z.bigint(), availableMinor: z.bigint(), reservedMinor: z.bigint(),
+  openOrdersMinor: z.bigint(), heldMinor: z.bigint(), creditsMinor: z.bigint(), successMinor: z.bigint(),
+});
+const OrderRow = z.object({
+  orderId: z.string(), transactionId: z.string(), accountId: z.string(), currency: z.string(),
+  amountMinor: z.bigint(), status: z.string(), updatedAt: z.number(),
+});
+const CreditRow = z.object({ transactionId: z.string(), accountId: z.string(), amountMinor: z.bigint(), currency: z.string() });
+const JournalRow = z.object({ transactionId: z.string(), kind: z.string(), walletAmountMinor: z.bigint().nullable() });
+const WalletRow = z.object({ externalId: z.string(), balanceMinor: z.bigint() });
+
+type Window = { from: Date | null; until: Date };
+
+async function chooseWindow(balance: DatabasePool, mode: 'incremental' | 'full', settleMs: number): Promise<Window> {
+  const until = new Date(
+    await balance.oneFirst(sql.type(z.object({ until: z.number() }))`
+      select now() - make_interval(secs => ${settleMs / 1000}) as until`),
+  );
+  if (mode === 'full') return { from: null, until };
+  const previous = await balance.maybeOneFirst(sql.type(z.object({ checkedUntil: z.number() }))`
+    select checked_until as "checkedUntil" from reconciliation_runs
+     where finished_at is not null and error is null order by finished_at desc limit 1`);
+  return { from: previous === null ? null : new Date(previous - WINDOW_OVERLAP_MS), until };
+}
+
+const inWindow = (column: string, window: Window) =>
+  window.from === null
+    ? sql.fragment`${sql.identifier([column])} <= ${window.until.toISOString()}::timestamptz`
+    : sql.fragment`${sql.identifier([column])} > ${window.from.toISOString()}::timestamptz and ${sql.identifier([column])} <= ${window.until.toISOString()}::timestamptz`;
+
+/** I1–I3 and the snapshot the cross-database checks use, from one consistent Balance DB snapshot. */
+async function balanceSide(balance: DatabasePool, window: Window) {
+  return balance.transaction(async (tx) => {
+    await tx.query(sql.unsafe`set transaction isolation level repeatable read, read only`);
+    const accounts = await tx.any(sql.type(AccountRow)`
+      select a.id as "accountId", a.currency, a.updated_at as "updatedAt", a.balance_minor as "balanceMinor",
+             a.available_minor as "availableMinor", a.reserved_minor as "reservedMinor",
+             coalesce((select sum(o.amount_minor) from withdraw_orders o
+                        where o.account_id = a.id and o.status in ('init', 'processing', 'manual')), 0)::bigint as "openOrdersMinor",
+             coalesce((select sum(r.amount_minor) from reservations r where r.account_id = a.id and r.status = 'held'), 0)::bigint as "heldMinor",
+             coalesce((select sum(c.amount_minor) from credits c where c.account_id = a.id), 0)::bigint as "creditsMinor",
+             coalesce((select sum(o.amount_minor) from withdraw_orders o
+                        where o.account_id = a.id and o.status = 'success'), 0)::bigint as "successMinor"
+        from accounts a
+       where ${window.from === null ? sql.fragment`true` : sql.fragment`a.updated_at > ${window.from.toISOString()}::timestamptz`}`);
+    const orders = await tx.any(sql.type(OrderRow)`
+      select o.id as "orderId", o.transaction_id as "transactionId", o.account_id as "accountId", o.currency,
+             o.amount_minor as "amountMinor", o.status, o.updated_at as "updatedAt"
+        from withdraw_orders o where ${inWindow('updated_at', window)}`);
+    const credits = await tx.any(sql.type(CreditRow)`
+      select c.transaction_id as "transactionId", c.account_id as "accountId", c.amount_minor as "amountMinor", c.currency
+        from credits c where ${inWindow('created_at', window)}`);
+    return { accounts, orders, credits };
+  });
+}
+
+function balanceFindings(accounts: readonly z.infer<typeof AccountRow>[]): Finding[] {
+  const findings: Finding[] = [];
+  for (const a of accounts) {
+    const base = { subject: `account:${a.accountId}`, accountId: a.accountId, currency: a.currency };
+    if (a.balanceMinor !== a.availableMinor + a.reservedMinor || a.availableMinor < 0n || a.reservedMinor < 0n) {
+      findings.push({ ...base, category: 'account_balance_split', expected: 'balance = available + reserved, both >= 0',
+        actual: `balance ${a.balanceMinor}, available ${a.availableMinor}, reserved ${a.reservedMinor}` });
+    }
+    if (a.reservedMinor !== a.openOrdersMinor || a.reservedMinor !== a.heldMinor) {
+      findings.push({ ...base, category: 'account_reserved_mismatch', expected: `reserved ${a.reservedMinor}`,
+        actual: `open orders ${a.openOrdersMinor}, held reservations ${a.heldMinor}` });
+    }
+    if (a.balanceMinor !== a.creditsMinor - a.successMinor) {
+      findings.push({ ...base, category: 'account_balance_mismatch', expected: `credits ${a.creditsMinor} - success ${a.successMinor}`,
+        actual: `balance ${a.balanceMinor}` });
+    }
+  }
+  return findings;
+}
+
+const EXPECTED_KINDS: Readonly<Record<string, readonly string[]>> = {
+  init: ['hold'], processing: ['hold'], manual: ['hold'], success: ['hold', 'settle'], failed: ['hold', 'reverse'],
+};
+
+async function ledgerJournals(ledger: DatabasePool, transactionIds: readonly string[]) {
+  const byTx = new Map<string, Map<string, bigint | null>>();
+  for (let i = 0; i < transactionIds.length; i += 5_000) {
+    const chunk = transactionIds.slice(i, i + 5_000);
+    const rows = await ledger.any(sql.type(JournalRow)`
+      select j.transaction_id as "transactionId", j.kind,
+             (select sum(abs(e.amount_minor)) / 2 from entries e where e.journal_id = j.id)::bigint as "walletAmountMinor"
+        from journal_transactions j where j.transaction_id = any(${sql.array([...chunk], 'uuid')})`);
+    for (const row of rows) {
+      const kinds = byTx.get(row.transactionId) ?? new Map();
+      kinds.set(row.kind, row.walletAmountMinor);
+      byTx.set(row.transactionId, kinds);
+    }
+  }
+  return byTx;
+}
+
+async function crossFindings(
+  databases: Databases,
+  snapshot: Awaited<ReturnType<typeof balanceSide>>,
+  window: Window,
+): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  const settled = snapshot.orders.filter((o) => o.updatedAt <= window.until.getTime());
+  const journals = await ledgerJournals(databases.ledger, [...settled.map((o) => o.transactionId), ...snapshot.credits.map((c) => c.transactionId)]);
+  for (const order of settled) {
+    const kinds = journals.get(order.transactionId) ?? new Map<string, bigint | null>();
+    const expected = EXPECTED_KINDS[order.status] ?? [];
+    const actual = [...kinds.keys()].sort();
+    const amountsOk = [...kinds.values()].every((amount) => amount === order.amountMinor);
+    if (expected.join(',') !== actual.join(',') || !amountsOk) {
+      findings.push({ category: 'ledger_journals_mismatch', subject: `order:${order.orderId}`, orderId: order.orderId,
+        accountId: order.accountId, transactionId: order.transactionId, currency: order.currency,
+        expected: `${expected.join('+')} of ${order.amountMinor} for a ${order.status} order`,
+        actual: actual.length === 0 ? 'no journals' : actual.map((k) => `${k} ${kinds.get(k)}`).join(', ') });
+    }
+  }
+  for (const credit of snapshot.credits) {
+    const deposit = journals.get(credit.transactionId)?.get('deposit');
+    if (deposit !== credit.amountMinor) {
+      findings.push({ category: 'ledger_deposit_missing', subject: `credit:${credit.transactionId}`, accountId: credit.accountId,
+        transactionId: credit.transactionId, currency: credit.currency, expected: `deposit of ${credit.amountMinor}`,
+        actual: deposit === undefined ? 'no deposit journal' : `deposit of ${deposit}` });
+    }
+  }
+  const atRest = snapshot.accounts.filter((a) => a.updatedAt <= window.until.getTime());
+  for (let i = 0; i < atRest.length; i += 5_000) {
+    const chunk = atRest.slice(i, i + 5_000);
+    const wallets = new Map((await databases.ledger.any(sql.type(WalletRow)`
+      select external_id as "externalId", balance_minor as "balanceMinor" from ledger_accounts
+       where kind = 'user_wallet' and external_id = any(${sql.array(chunk.map((a) => a.accountId), 'uuid')})`)).map((w) => [w.externalId, w.balanceMinor]));
+    for (const a of chunk) {
+      const walletNormal = -(wallets.get(a.accountId) ?? 0n);
+      if (walletNormal !== a.availableMinor) {
+        findings.push({ category: 'wallet_mismatch', subject: `account:${a.accountId}`, accountId: a.accountId, currency: a.currency,
+          expected: `ledger wallet = available ${a.availableMinor}`, actual: `ledger wallet ${walletNormal}` });
+      }
+    }
+  }
+  return findings;
+}
+
+async function ledgerFindings(ledger: DatabasePool, window: Window): Promise<{ findings: Finding[]; checked: string[] }> {
+  const findings: Finding[] = [];
+  const unbalanced = await ledger.any(sql.type(z.object({ journalId: z.bigint(), currency: z.string(), total: z.bigint() }))`
+    select e.journal_id as "journalId", e.currency, sum(e.amount_minor)::bigint as total
+      from entries e join journal_transactions j on j.id = e.journal_id
+     where ${window.from === null ? sql.fragment`true` : sql.fragment`j.created_at > ${window.from.toISOString()}::timestamptz`}
+     group by e.journal_id, e.currency having sum(e.amount_minor) <> 0`);
+  for (const u of unbalanced) {
+    findings.push({ category: 'journal_unbalanced', subject: `journal:${u.journalId}`, currency: u.currency, expected: '0', actual: String(u.total) });
+  }
+  const projections = await ledger.any(sql.type(z.object({ code: z.string(), currency: z.string(), balanceMinor: z.bigint(), entriesMinor: z.bigint() }))`
+    select la.code, la.currency, la.balance_minor as "balanceMinor",
+           coalesce((select sum(e.amount_minor) from entries e where e.ledger_account_id = la.id), 0)::bigint as "entriesMinor"
+      from ledger_accounts la
+     where ${window.from === null ? sql.fragment`true`
+       : sql.fragment`exists (select 1 from entries e where e.ledger_account_id = la.id and e.created_at > ${window.from.toISOString()}::timestamptz)`}`);
+  for (const p of projections) {
+    if (p.balanceMinor !== p.entriesMinor) {
+      findings.push({ category: 'ledger_account_projection', subject: `ledger-account:${p.code}`, currency: p.currency,
+        expected: `sum of entries ${p.entriesMinor}`, actual: `balance ${p.balanceMinor}` });
+    }
+  }
+  return { findings, checked: projections.map((p) => `ledger-account:${p.code}`) };
+}
+
+async function providerFindings(psp: PspAdapter, orders: readonly z.infer<typeof OrderRow>[], limit: number): Promise<{ findings: Finding[]; checked: string[] }> {
+  const final = orders.filter((o) => o.status === 'success' || o.status === 'failed').slice(0, limit);
+  const findings: Finding[] = [];
+  const checked: string[] = [];
+  let next = 0;
+  const work = async () => {
+    while (next < final.length) {
+      const order = final[next++]!;
+      const lookup = await psp.getPayout(order.transactionId);
+      if (lookup.kind === 'unknown') continue; // the provider did not answer: nothing learned
+      checked.push(`order:${order.orderId}`);
+      const providerStatus = lookup.kind === 'found' ? lookup.status : 'not_found';
+      const base = { subject: `order:${order.orderId}`, orderId: order.orderId, accountId: order.accountId,
+        transactionId: order.transactionId, currency: order.currency, details: { providerStatus } };
+      if (order.status === 'success' && providerStatus !== 'paid') {
+        findings.push({ ...base, category: 'provider_not_paid', expected: 'provider: paid', actual: `provider: ${providerStatus}` });
+      } else if (order.status === 'failed' && providerStatus === 'paid') {
+        findings.push({ ...base, category: 'provider_paid_not_recorded', expected: 'provider: not paid', actual: 'provider: paid' });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PROVIDER_CHECK_CONCURRENCY, final.length) }, work));
+  return { findings, checked };
+}
+
+async function recordFindings(balance: DatabasePool, runId: bigint, findings: readonly Finding[], checked: ReadonlyMap<RunCategory, readonly string[]>) {
+  return balance.transaction(async (tx) => {
+    for (const f of findings) {
+      await tx.query(sql.unsafe`
+        select reconciliation_record_break(${f.category}, ${f.subject}, ${f.orderId ?? null}, ${f.accountId ?? null},
+          ${f.transactionId ?? null}, ${f.currency ?? null}, ${f.expected}, ${f.actual},
+          ${sql.jsonb({ ...(f.details ?? {}), runId: runId.toString() } as Parameters<typeof sql.jsonb>[0])})`);
+    }
+    let resolved = 0;
+    for (const [category, subjects] of checked) {
+      const stillBroken = findings.filter((f) => f.category === category).map((f) => f.subject);
+      for (let i = 0; i < subjects.length; i += 5_000) {
+        const chunk = subjects.slice(i, i + 5_000);
+        const rows = await tx.any(sql.type(z.object({ id: z.bigint() }))`
+          update reconciliation_breaks set resolved_at = now(), resolution = ${`cleared: not observed by reconciliation run ${runId}`}
+           where resolved_at is null and category = ${category}
+             and subject = any(${sql.array([...chunk], 'text')}) and not (subject = any(${sql.array(stillBroken, 'text')}))
+          returning id`);
+        resolved += rows.length;
+      }
+    }
+    return resolved;
+  });
+}
+
+export async function runReconciliation(deps: {
+  databases: Databases;
+  psp: PspAdapter | null;
+  config: Config;
+  logger: Logger;
+  mode: 'incremental' | 'full';
+}): Promise<RunSummary> {
+  const { balance, ledger } = deps.databases;
+  const window = await chooseWindow(balance, deps.mode, deps.config.recovery.reconcileSettleMs);
+  const runId = await balance.oneFirst(sql.type(z.object({ id: z.bigint() }))`
+    insert into reconciliation_runs (mode, checked_until, checked_from)
+    values (${deps.mode}, ${window.until.toISOString()}, ${window.from?.toISOString() ?? null}) returning id`);
+  try {
+    const snapshot = await balanceSide(balance, window);
+    const ledgerSide = await ledgerFindings(ledger, window);
+    const provider = deps.psp
+      ? await providerFindings(deps.psp, snapshot.orders, deps.config.recovery.reconcileProviderChecksMax)
+      : { findings: [], checked: [] };
+    const findings = [...balanceFindings(snapshot.accounts), ...ledgerSide.findings, ...(await crossFindings(deps.databases, snapshot, window)), ...provider.findings];
+    const accountSubjects = snapshot.accounts.map((a) => `account:${a.accountId}`);
+    const atRestSubjects = snapshot.accounts.filter((a) => a.updatedAt <= window.until.getTime()).map((a) => `account:${a.accountId}`);
+    const settledOrders = snapshot.orders.filter((o) => o.updatedAt <= window.until.getTime()).map((o) => `order:${o.orderId}`);
+    const checked = new Map<RunCategory, readonly string[]>([
+      ['account_balance_split', accountSubjects],
+      ['account_reserved_mismatch', accountSubjects],
+      ['account_balance_mismatch', accountSubjects],
+      ['wallet_mismatch', atRestSubjects],
+      ['ledger_journals_mismatch', settledOrders],
+      ['ledger_deposit_missing', snapshot.credits.map((c) => `credit:${c.transactionId}`)],
+      ['ledger_account_projection', ledgerSide.checked],
+      ['provider_not_paid', provider.checked],
+      ['provider_paid_not_recorded', provider.checked],
+    ]);
+    const breaksResolved = await recordFindings(balance, runId, findings, checked);
+    await balance.query(sql.unsafe`
+      update reconciliation_runs set finished_at = now(), accounts_checked = ${snapshot.accounts.length},
+             orders_checked = ${snapshot.orders.length}, provider_checked = ${provider.checked.length},
+             breaks_found = ${findings.length}, breaks_resolved = ${breaksResolved}
+       where id = ${runId}`);
+    const summary: RunSummary = {
+      runId: runId.toString(), mode: deps.mode, checkedFrom: window.from?.toISOString() ?? null, checkedUntil: window.until.toISOString(),
+      accountsChecked: snapshot.accounts.length, ordersChecked: snapshot.orders.length, providerChecked: provider.checked.length,
+      findings, breaksResolved,
+    };
+    if (findings.length > 0) deps.logger.warn({ runId: summary.runId, breaks: findings.length }, 'reconciliation found breaks');
+    return summary;
+  } catch (error) {
+    await balance.query(sql.unsafe`
+      update reconciliation_runs set finished_at = now(), error = ${String((error as Error).message).slice(0, 1000)} where id = ${runId}`).catch(() => {});
+    throw error;
+  }
+}
