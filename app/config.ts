@@ -72,6 +72,9 @@ const EnvSchema = z
     PROCESSING_QUERY_ATTEMPTS_MAX: count(1, 1_000, 10),
     RECOVERY_BATCH_SIZE_MAX: count(1, 10_000, 200),
     RECOVERY_CONCURRENCY: count(1, 256, 16),
+    // the crons run recovery once a minute; a shorter interval makes each worker also enqueue it
+    // on a timer (job keys fold the duplicates of several workers)
+    RECOVERY_INTERVAL_MS: milliseconds(1_000, 3_600_000, 60_000),
     RECONCILE_SETTLE_MS: milliseconds(0, 86_400_000, 60_000),
     RECONCILE_PROVIDER_CHECKS_MAX: count(0, 1_000_000, 2_000),
 
@@ -143,6 +146,7 @@ export type Config = Readonly<{
     processingQueryAttemptsMax: number;
     batchSizeMax: number;
     concurrency: number;
+    intervalMs: number;
     reconcileSettleMs: number;
     reconcileProviderChecksMax: number;
   }>;
@@ -235,6 +239,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       processingQueryAttemptsMax: e.PROCESSING_QUERY_ATTEMPTS_MAX,
       batchSizeMax: e.RECOVERY_BATCH_SIZE_MAX,
       concurrency: e.RECOVERY_CONCURRENCY,
+      intervalMs: e.RECOVERY_INTERVAL_MS,
       reconcileSettleMs: e.RECONCILE_SETTLE_MS,
       reconcileProviderChecksMax: e.RECONCILE_PROVIDER_CHECKS_MAX,
     },

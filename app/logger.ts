@@ -1,10 +1,11 @@
 // pino, with bigint rendered as a string (money is bigint minor units) and secrets redacted.
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(options: { level: string; name: string }): Logger {
-  return pino({
+/** `destination`: where the lines go (stdout unless given; a command whose stdout is its output logs to stderr). */
+export function createLogger(options: { level: string; name: string; destination?: DestinationStream }): Logger {
+  const settings: pino.LoggerOptions = {
     name: options.name,
     level: options.level,
     redact: {
@@ -17,7 +18,8 @@ export function createLogger(options: { level: string; name: string }): Logger {
         method.apply(this, args.map(stringifyBigints) as Parameters<typeof method>);
       },
     },
-  });
+  };
+  return options.destination ? pino(settings, options.destination) : pino(settings);
 }
 
 function stringifyBigints(value: unknown, depth = 0): unknown {

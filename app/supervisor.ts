@@ -142,9 +142,12 @@ export async function launchSystem(options: LaunchOptions): Promise<LaunchedSyst
       stdio: options.stdio ?? 'inherit',
     });
     child.process = proc;
+    const startedAt = Date.now();
     proc.on('exit', (code, signal) => {
       if (child.process === proc) child.process = null;
       if (stopping || !child.autoRestart) return;
+      // a child that ran for a while starts over with a short delay
+      if (Date.now() - startedAt > 30_000) child.restarts = 0;
       child.restarts += 1;
       const delayMs = Math.min(500 * 2 ** Math.min(child.restarts - 1, 10), RESTART_DELAY_MAX_MS);
       logger.error({ child: child.name, code, signal, restartInMs: delayMs }, 'child process exited; restarting');

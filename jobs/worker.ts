@@ -27,6 +27,11 @@ try {
   const psp = createPspHttpAdapter({ baseUrl: config.psp.baseUrl, ...config.gateway });
   const worker = await startWorkerProcess({
     config, databases, balanceUrl: urls.balanceUrl, ledgerUrl: urls.ledgerUrl, psp, logger,
+    onRunnerLost: (error) => {
+      // jobs it held stay locked until the watchdog of another (or the restarted) worker frees them
+      logger.fatal({ err: error }, 'job runner lost; exiting so that the process is restarted');
+      process.exit(1);
+    },
   });
   installShutdown(
     logger,

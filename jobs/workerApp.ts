@@ -49,6 +49,12 @@ export async function startWorkerProcess(deps: {
   ledgerUrl: string;
   psp: PspAdapter;
   logger: Logger;
+  /**
+   * graphile-worker stops its runner for good when the database goes away under it (a restart,
+   * a failover). A worker without a runner takes no jobs, so the process must die and be
+   * restarted (by the PaaS, or app/supervisor.ts); worker.ts exits here.
+   */
+  onRunnerLost?: (error: unknown) => void;
 }): Promise<WorkerProcess> {
   const { config, databases, logger } = deps;
   const settings = config.worker;
@@ -109,6 +115,12 @@ export async function startWorkerProcess(deps: {
     },
   });
 
+  let stopping: Promise<void> | null = null;
+  runner.promise.then(
+    () => { if (!stopping) deps.onRunnerLost?.(new Error('the graphile-worker runner stopped by itself')); },
+    (error: unknown) => { if (!stopping) deps.onRunnerLost?.(error); },
+  );
+
   const heartbeat = async () => {
     if (!workerId) return;
     await databases.balance.query(sql.unsafe`
@@ -136,9 +148,17 @@ export async function startWorkerProcess(deps: {
   });
   // NOTIFY is best effort; a poll bounds how long a lost notification can delay anything
   const pollTimer = setInterval(wakeAll, settings.relayPollIntervalMs);
+  // recovery more often than the once-a-minute cron, when configured so
+  const recoveryTimer = config.recovery.intervalMs < 60_000
+    ? setInterval(() => {
+        for (const task of ['recovery__stale_init', 'recovery__stale_processing', 'worker__watchdog']) {
+          runner.addJob(task, {}, { jobKey: `timer_${task}`, jobKeyMode: 'preserve_run_at', maxAttempts: 1 })
+            .catch((error: unknown) => logger.warn({ err: error, task }, 'could not enqueue recovery'));
+        }
+      }, config.recovery.intervalMs)
+    : null;
   wakeAll();
 
-  let stopping: Promise<void> | null = null;
   return {
     drainers,
     workerId: () => workerId,
@@ -146,6 +166,7 @@ export async function startWorkerProcess(deps: {
       stopping ??= (async () => {
         clearInterval(pollTimer);
         clearInterval(heartbeatTimer);
+        if (recoveryTimer) clearInterval(recoveryTimer);
         await Promise.allSettled([balanceListener.close(), ledgerListener.close()]);
         await runner.stop();
         await Promise.allSettled(Object.values(drainers).map((drainer) => drainer.stop()));

@@ -9,7 +9,7 @@ import { ApiError, okEnvelope } from '../http/apiErrors.ts';
 import type { Auth } from '../http/auth.ts';
 import { readBody } from '../http/jsonBody.ts';
 import { decimalInput, describeZodError, z } from '../http/zod.ts';
-import { CURRENCIES, describeAmountFailure, isCurrency, parseAmount, type Currency } from '../money/money.ts';
+import { CURRENCIES, describeAmountFailure, formatMinor, isCurrency, parseAmount, type Currency } from '../money/money.ts';
 import { WITHDRAW_STATUSES } from '../withdraw/withdrawStateMachine.ts';
 import { orderView } from '../withdraw/withdrawService.ts';
 import { orderColumns, OrderRow } from '../withdraw/withdrawQueries.ts';
@@ -75,6 +75,7 @@ function limitMinor(value: string | null | undefined, currency: Currency, field:
   return parsed.minor;
 }
 
+const LimitsRow = zod.object({ orderMax: zod.bigint().nullable(), dailyMax: zod.bigint().nullable() });
 const TransitionRow = zod.object({ outcome: zod.string(), status: zod.string().nullable(), previousStatus: zod.string().nullable() });
 
 export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: AccountDirectory }): Router {
@@ -111,7 +112,11 @@ export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Acc
         await recordAudit(tx, { operator, action: 'withdraw.resolve', subject: `order:${orderId}`,
           details: { outcome: body.outcome, reason: body.reason, transactionId }, requestId: String(req.id) });
       }
-      return { transactionId, transition };
+      // "already resolved" only for an order that left manual with this outcome; one that reached
+      // it by itself was never up for resolution (contract: only from manual)
+      const wasManual = transition.outcome !== 'unchanged' || await tx.exists(sql.unsafe`
+        select 1 from withdraw_status_history where order_id = ${orderId} and from_status = 'manual' and to_status = ${body.outcome}`);
+      return { transactionId, transition: wasManual ? transition : { ...transition, outcome: 'conflict' } };
     });
     res.locals.transactionId = result.transactionId;
     if (result.transition.outcome === 'conflict') {
@@ -149,17 +154,24 @@ export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Acc
     const orderMax = limitMinor(body.orderMax, account.currency, 'orderMax');
     const dailyMax = limitMinor(body.dailyMax, account.currency, 'dailyMax');
     const operator = operatorOf(req);
-    await deps.db.transaction(async (tx) => {
-      await tx.query(sql.unsafe`
+    // a field left out keeps its value: reply and audit show the limits in force afterwards, not the request
+    const inForce = await deps.db.transaction(async (tx) => {
+      const row = await tx.one(sql.type(LimitsRow)`
         update accounts set
           withdraw_order_max_minor = ${orderMax === undefined ? sql.fragment`withdraw_order_max_minor` : orderMax},
           withdraw_daily_max_minor = ${dailyMax === undefined ? sql.fragment`withdraw_daily_max_minor` : dailyMax},
           updated_at = now()
-         where id = ${account.accountId}`);
+         where id = ${account.accountId}
+        returning withdraw_order_max_minor as "orderMax", withdraw_daily_max_minor as "dailyMax"`);
+      const limits = {
+        orderMax: row.orderMax === null ? null : formatMinor(row.orderMax, account.currency),
+        dailyMax: row.dailyMax === null ? null : formatMinor(row.dailyMax, account.currency),
+      };
       await recordAudit(tx, { operator, action: 'account.limits', subject: `account:${account.accountId}`,
-        details: { orderMax: body.orderMax ?? null, dailyMax: body.dailyMax ?? null }, requestId: String(req.id) });
+        details: { ...limits, changed: Object.keys(body).filter((k) => body[k as keyof typeof body] !== undefined) }, requestId: String(req.id) });
+      return limits;
     });
-    res.status(200).json(okEnvelope('ok', { accountId: account.accountId, orderMax: body.orderMax ?? null, dailyMax: body.dailyMax ?? null }));
+    res.status(200).json(okEnvelope('ok', { accountId: account.accountId, ...inForce }));
   });
 
   router.put('/admin/limits/:currency', admin, async (req: Request, res: Response) => {
@@ -169,15 +181,19 @@ export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Acc
     const orderMax = limitMinor(body.orderMax, currency, 'orderMax') ?? null;
     const dailyMax = limitMinor(body.dailyMax, currency, 'dailyMax') ?? null;
     const operator = operatorOf(req);
+    // PUT replaces the currency's defaults: a field left out is cleared
+    const inForce = {
+      orderMax: orderMax === null ? null : formatMinor(orderMax, currency),
+      dailyMax: dailyMax === null ? null : formatMinor(dailyMax, currency),
+    };
     await deps.db.transaction(async (tx) => {
       await tx.query(sql.unsafe`
         insert into withdraw_limit_defaults (currency, order_max_minor, daily_max_minor) values (${currency}, ${orderMax}, ${dailyMax})
         on conflict (currency) do update set order_max_minor = excluded.order_max_minor,
                                              daily_max_minor = excluded.daily_max_minor, updated_at = now()`);
-      await recordAudit(tx, { operator, action: 'limits.default', subject: `currency:${currency}`,
-        details: { orderMax: body.orderMax ?? null, dailyMax: body.dailyMax ?? null }, requestId: String(req.id) });
+      await recordAudit(tx, { operator, action: 'limits.default', subject: `currency:${currency}`, details: inForce, requestId: String(req.id) });
     });
-    res.status(200).json(okEnvelope('ok', { currency, orderMax: body.orderMax ?? null, dailyMax: body.dailyMax ?? null }));
+    res.status(200).json(okEnvelope('ok', { currency, ...inForce }));
   });
 
   return router;

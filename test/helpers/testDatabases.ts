@@ -2,6 +2,7 @@
 // test/run.ts prepared.
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { LEDGER_DB_ROLE_DEFAULT } from '../../app/config.ts';
 import { createDatabases, endDatabases, type Databases } from '../../app/db/pools.ts';
 
 export type TestDatabases = Readonly<{
@@ -48,7 +49,8 @@ async function cloneTemplate(client: pg.Client, name: string, template: string):
   }
 }
 
-export async function createTestDatabases(options: { poolSizeMax?: number } = {}): Promise<TestDatabases> {
+/** `ledgerRole`: the role the Ledger DB pool runs as, as the app's (LEDGER_DB_ROLE); null for the login user. */
+export async function createTestDatabases(options: { poolSizeMax?: number; ledgerRole?: string | null } = {}): Promise<TestDatabases> {
   const suffix = randomBytes(5).toString('hex');
   const balanceName = `wtest_b_${suffix}`;
   const ledgerName = `wtest_l_${suffix}`;
@@ -61,7 +63,10 @@ export async function createTestDatabases(options: { poolSizeMax?: number } = {}
   const ledgerUrl = urlFor(adminUrl, ledgerName);
   const databases = await createDatabases(
     { balanceUrl, ledgerUrl },
-    { poolSizeMax: options.poolSizeMax ?? 20, statementTimeoutMs: 30_000, applicationName: 'withdraw-test' },
+    {
+      poolSizeMax: options.poolSizeMax ?? 20, statementTimeoutMs: 30_000, applicationName: 'withdraw-test',
+      ledgerRole: options.ledgerRole === undefined ? LEDGER_DB_ROLE_DEFAULT : options.ledgerRole,
+    },
   );
   const clients: pg.Client[] = [];
   return {

@@ -1,0 +1,152 @@
+// `npm run report -- <name> [--from ISO] [--to ISO] [--currency USD] [--account <uuid>] [--csv]`
+//
+// Runs one finance report of sql/reports/ on the databases of the configuration (embedded when no
+// URL is set) and prints it as an aligned table, or as CSV with --csv. Exit codes: 0 printed,
+// 1 failed (configuration, database), 2 a bad request (unknown report, missing or bad parameter).
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../app/config.ts';
+import { resolveDatabaseUrls, type DatabaseUrls } from '../app/db/databaseUrls.ts';
+import { createDatabases, endDatabases, type Databases } from '../app/db/pools.ts';
+import { REPORT_PARAM_NAMES, type ReportParamName } from './reportDefinitions.ts';
+import {
+  formatCsv,
+  formatTable,
+  listReports,
+  loadReport,
+  REPORTER_ROLE,
+  ReportDefinitionError,
+  ReportInputError,
+  runReport,
+  validateReportParams,
+  type ReportParamsInput,
+} from './reports.ts';
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_BAD_REQUEST = 2;
+/** A report runs one statement at a time; two connections cover a report on both databases. */
+const REPORT_POOL_SIZE_MAX = 2;
+
+const say = (text: string) => process.stderr.write(`${text}\n`);
+
+function usage(): string {
+  const reports = listReports().map((report) => {
+    const params = report.parameters.map((p) => (p.required ? `--${p.name} <${p.name}>` : `[--${p.name} <${p.name}>]`));
+    const where = report.database === 'both' ? 'both databases' : `${report.database} database`;
+    return `  ${[report.name, ...params].join(' ')}\n      ${report.description} [${where}]`;
+  });
+  return [
+    'usage: npm run report -- <name> [--from ISO] [--to ISO] [--currency USD] [--account <uuid>] [--csv]',
+    '  --from, --to   an ISO 8601 date (midnight UTC) or instant with a zone; from inclusive, to exclusive',
+    '',
+    'reports:',
+    ...reports,
+  ].join('\n');
+}
+
+type Request = Readonly<{ name: string; input: ReportParamsInput; csv: boolean }>;
+
+function parseRequest(argv: string[]): Request | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        from: { type: 'string' },
+        to: { type: 'string' },
+        currency: { type: 'string' },
+        account: { type: 'string' },
+        csv: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    throw new ReportInputError(error instanceof Error ? error.message : String(error));
+  }
+  if (parsed.values.help) return 'help';
+  const [name, ...extra] = parsed.positionals;
+  if (!name) throw new ReportInputError('which report? name one');
+  if (extra.length > 0) throw new ReportInputError(`one report at a time; unexpected ${extra.map((e) => JSON.stringify(e)).join(' ')}`);
+  const input: ReportParamsInput = {};
+  for (const param of REPORT_PARAM_NAMES as ReportParamName[]) {
+    const value = parsed.values[param];
+    if (value !== undefined) input[param] = value;
+  }
+  return { name, input, csv: parsed.values.csv ?? false };
+}
+
+async function main(argv: string[]): Promise<number> {
+  let request: Request | 'help';
+  try {
+    request = parseRequest(argv);
+    if (request === 'help') {
+      process.stdout.write(`${usage()}\n`);
+      return EXIT_OK;
+    }
+    // judged before any database is touched (an embedded one takes seconds to start)
+    validateReportParams(loadReport(request.name), request.input);
+  } catch (error) {
+    if (error instanceof ReportInputError) {
+      say(`report: ${error.message}\n\n${usage()}`);
+      return EXIT_BAD_REQUEST;
+    }
+    throw error;
+  }
+
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      say(error.message);
+      return EXIT_FAILED;
+    }
+    throw error;
+  }
+  let urls: DatabaseUrls | null = null;
+  let databases: Databases | null = null;
+  try {
+    urls = await resolveDatabaseUrls(config, say);
+    databases = await createDatabases(urls, {
+      poolSizeMax: REPORT_POOL_SIZE_MAX,
+      statementTimeoutMs: config.database.statementTimeoutMs,
+      applicationName: 'withdraw-report',
+      // reports take their own read-only role per transaction, not the ledger writer's
+      ledgerRole: null,
+    });
+    const result = await runReport(request.name, request.input, databases);
+    process.stdout.write(request.csv ? formatCsv(result) : formatTable(result));
+    for (const { database, role } of result.ranAs) {
+      if (role === null) say(`note: role ${REPORTER_ROLE} is not available on the ${database} database; the report ran as the login user, read-only`);
+    }
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof ReportInputError) {
+      say(`report: ${error.message}`);
+      return EXIT_BAD_REQUEST;
+    }
+    say(`report ${request.name} failed: ${describe(error)}`);
+    return EXIT_FAILED;
+  } finally {
+    if (databases) await endDatabases(databases);
+    await urls?.cluster?.stop();
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof ReportDefinitionError) return error.message;
+  const code = (error as { code?: unknown; cause?: { code?: unknown } }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === '42P01' || code === '42883') return `${message} (are the migrations applied? npm run migrate)`;
+  return message;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    say(`report failed: ${error instanceof Error ? error.stack : String(error)}`);
+    process.exit(EXIT_FAILED);
+  },
+);
