@@ -53,6 +53,11 @@ const EnvSchema = z
     WORKER_LOCAL_QUEUE_SIZE: count(-1, 5_000, 64),
     WORKER_HEARTBEAT_INTERVAL_MS: milliseconds(500, 60_000, 5_000),
     WORKER_STALE_AFTER_MS: milliseconds(2_000, 3_600_000, 30_000),
+    // a job locked this long is freed even if its worker still beats: a lock orphaned by a lost
+    // connection, or a hung task (every task is idempotent, so a second run is safe)
+    WORKER_JOB_LOCK_MAX_MS: milliseconds(5_000, 86_400_000, 600_000),
+    // a task that has not finished after this long fails (and is retried) instead of holding a slot
+    WORKER_TASK_TIMEOUT_MS: milliseconds(1_000, 86_400_000, 300_000),
     WORKER_SHUTDOWN_GRACE_MS: milliseconds(1_000, 120_000, 20_000),
     RELAY_BATCH_SIZE_MAX: count(1, 5_000, 500),
     RELAY_POLL_INTERVAL_MS: milliseconds(50, 600_000, 500),
@@ -133,6 +138,8 @@ export type Config = Readonly<{
     localQueueSize: number;
     heartbeatIntervalMs: number;
     staleAfterMs: number;
+    jobLockMaxMs: number;
+    taskTimeoutMs: number;
     shutdownGraceMs: number;
     relayBatchSizeMax: number;
     relayPollIntervalMs: number;
@@ -226,6 +233,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       localQueueSize: e.WORKER_LOCAL_QUEUE_SIZE,
       heartbeatIntervalMs: e.WORKER_HEARTBEAT_INTERVAL_MS,
       staleAfterMs: e.WORKER_STALE_AFTER_MS,
+      jobLockMaxMs: e.WORKER_JOB_LOCK_MAX_MS,
+      taskTimeoutMs: e.WORKER_TASK_TIMEOUT_MS,
       shutdownGraceMs: e.WORKER_SHUTDOWN_GRACE_MS,
       relayBatchSizeMax: e.RELAY_BATCH_SIZE_MAX,
       relayPollIntervalMs: e.RELAY_POLL_INTERVAL_MS,

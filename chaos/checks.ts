@@ -120,7 +120,14 @@ export async function runChecks(deps: {
   if (leftovers.outbox > 0) add('I8', 'balance-outbox', `${leftovers.outbox} rows not relayed`);
   if (ledgerOutbox > 0) add('I8', 'ledger-outbox', `${ledgerOutbox} rows not relayed`);
   if (leftovers.inbox > 0) add('I8', 'gateway-inbox', `${leftovers.inbox} callbacks not applied`);
-  if (leftovers.locked > 0) add('I8', 'jobs', `${leftovers.locked} jobs still locked`);
+  if (leftovers.locked > 0) {
+    const locked = await balance.any(sql.type(z.object({ task: z.string(), lockedBy: z.string().nullable(), lockedAt: z.number().nullable(), beat: z.number().nullable() }))`
+      select j.task_identifier as task, j.locked_by as "lockedBy", j.locked_at as "lockedAt",
+             (select h.last_seen_at from worker_heartbeats h where h.worker_id = j.locked_by) as beat
+        from graphile_worker.jobs j where j.locked_at is not null limit 5`);
+    add('I8', 'jobs', `${leftovers.locked} jobs still locked: ${locked.map((l) =>
+      `${l.task} by ${l.lockedBy} since ${l.lockedAt ? new Date(l.lockedAt).toISOString() : '?'} (heartbeat ${l.beat ? new Date(l.beat).toISOString() : 'none'})`).join('; ')}`);
+  }
   // a ledger posting that gave up would leave the books behind the balances
   if (leftovers.failedJobs > 0) add('I8', 'jobs', `${leftovers.failedJobs} ledger__post jobs failed permanently`);
 

@@ -78,6 +78,8 @@ export function buildTaskList(deps: TaskDeps): TaskList {
   const workerWatchdog: Task = async () => {
     const unlocked = await unlockStaleWorkers(databases, config.worker.staleAfterMs);
     if (unlocked.length > 0) deps.logger.warn({ workers: unlocked }, 'released the jobs of dead workers');
+    const freed = await unlockOverdueJobs(databases, config.worker.jobLockMaxMs);
+    if (freed.length > 0) deps.logger.warn({ jobIds: freed }, 'released jobs locked for too long');
   };
 
   const outboxPrune: Task = async () => {
@@ -108,7 +110,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     await runReconciliation({ databases, psp: deps.psp, config, logger: deps.logger, mode: 'incremental' });
   };
 
-  return {
+  const tasks: TaskList = {
     ledger__post: ledgerPost,
     recovery__stale_init: recoveryStaleInit,
     recovery__stale_processing: recoveryStaleProcessing,
@@ -118,6 +120,27 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     outbox__sweep: outboxSweep,
     worker__watchdog: workerWatchdog,
     outbox__prune: outboxPrune,
+  };
+  return Object.fromEntries(
+    Object.entries(tasks).map(([name, task]) => [name, withTimeout(name, task as Task, config.worker.taskTimeoutMs)]),
+  );
+}
+
+export class TaskTimeoutError extends Error {
+  override readonly name = 'TaskTimeoutError';
+}
+
+/**
+ * A task that hangs (an await on a connection that died without an error) must not hold its
+ * worker slot and its job lock forever: after timeoutMs it fails and is retried.
+ */
+function withTimeout(name: string, task: Task, timeoutMs: number): Task {
+  return (payload, helpers) => {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new TaskTimeoutError(`${name} did not finish within ${timeoutMs} ms`)), timeoutMs);
+    });
+    return Promise.race([Promise.resolve(task(payload, helpers)), deadline]).finally(() => clearTimeout(timer)) as ReturnType<Task>;
   };
 }
 
@@ -132,6 +155,18 @@ export async function pruneIdempotencyKeys(db: Databases['balance'], retentionHo
        where k.user_id = d.user_id and k.idempotency_key = d.idempotency_key returning 1
     )
     select count(*)::int as deleted from deleted`);
+}
+
+/**
+ * Jobs locked for longer than lockMaxMs are unlocked one by one, whoever holds them. graphile-worker
+ * has no public function for a single job, hence the update of its private table.
+ */
+export async function unlockOverdueJobs(databases: Databases, lockMaxMs: number): Promise<string[]> {
+  const rows = await databases.balance.anyFirst(sql.type(z.object({ id: z.bigint() }))`
+    update graphile_worker._private_jobs set locked_at = null, locked_by = null
+     where locked_at < now() - make_interval(secs => ${lockMaxMs / 1000})
+    returning id`);
+  return rows.map(String);
 }
 
 /**
