@@ -10,6 +10,7 @@ import { createMetrics } from './http/metrics.ts';
 import { buildOpenApiDocument } from './http/openapi.ts';
 import { opsRoutes } from './http/opsRoutes.ts';
 import { createHttpApp } from './http/server.ts';
+import { userRateLimit } from './http/rateLimit.ts';
 import type { Logger } from './logger.ts';
 import { withdrawRoutes } from './withdraw/withdrawRoutes.ts';
 import { createWithdrawService } from './withdraw/withdrawService.ts';
@@ -59,7 +60,13 @@ export async function startWebProcess(deps: {
     bodySizeMaxBytes: config.http.bodySizeMaxBytes,
     routers: [
       opsRoutes({ databases, metrics, openApiDocument: () => buildOpenApiDocument() }),
-      withdrawRoutes({ auth, withdraws, waitForChange: statusWaiter.wait, longPollWaitMsMax: config.http.longPollWaitMsMax }),
+      withdrawRoutes({
+        auth,
+        withdraws,
+        waitForChange: statusWaiter.wait,
+        longPollWaitMsMax: config.http.longPollWaitMsMax,
+        rateLimit: userRateLimit({ perSecond: config.http.rateLimitUserPerSecond, burst: config.http.rateLimitUserBurst }),
+      }),
       accountRoutes({ auth, db: databases.balance, accounts }),
       gatewayRoutes({ auth, balance: databases.balance, webhookSecrets: config.psp.webhookSecrets }),
       dashboardRoutes({ auth, databases }),

@@ -1,5 +1,5 @@
 // POST /withdraw and GET /withdraw/{withdrawOrderId} (contract.md).
-import type { Request, Response, Router } from 'express';
+import type { Request, RequestHandler, Response, Router } from 'express';
 import express from 'express';
 import type { Auth } from '../http/auth.ts';
 import { readBody } from '../http/jsonBody.ts';
@@ -26,10 +26,12 @@ export function withdrawRoutes(deps: {
   withdraws: WithdrawService;
   waitForChange?: OrderWaiter;
   longPollWaitMsMax: number;
+  rateLimit?: RequestHandler;
 }): Router {
   const router = express.Router();
+  const limit: RequestHandler = deps.rateLimit ?? ((_req, _res, next) => next());
 
-  router.post('/withdraw', deps.auth.require('user'), async (req: Request, res: Response) => {
+  router.post('/withdraw', deps.auth.require('user'), limit, async (req: Request, res: Response) => {
     const principal = req.principal;
     if (principal?.kind !== 'user') throw new ApiError('forbidden', 'a user token is required');
     const idempotencyKey = idempotencyKeyOf(req);
