@@ -67,6 +67,7 @@ const EnvSchema = z
     GATEWAY_CONNECT_TIMEOUT_MS: milliseconds(50, 60_000, 2_000),
     GATEWAY_TIMEOUT_MS: milliseconds(100, 120_000, 5_000),
     GATEWAY_CONNECTIONS_MAX: count(1, 1_000, 128),
+    GATEWAY_SUBMIT_BATCH_SIZE_MAX: count(1, 1_000, 100),
     GATEWAY_SUBMIT_ATTEMPTS_MAX: count(1, 100, 8),
     GATEWAY_RETRY_BASE_MS: milliseconds(10, 600_000, 1_000),
     GATEWAY_RETRY_MAX_MS: milliseconds(10, 3_600_000, 60_000),
@@ -161,6 +162,7 @@ export type Config = Readonly<{
     connectTimeoutMs: number;
     timeoutMs: number;
     connectionsMax: number;
+    submitBatchSizeMax: number;
     submitAttemptsMax: number;
     retryBaseMs: number;
     retryMaxMs: number;
@@ -256,6 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       connectTimeoutMs: e.GATEWAY_CONNECT_TIMEOUT_MS,
       timeoutMs: e.GATEWAY_TIMEOUT_MS,
       connectionsMax: e.GATEWAY_CONNECTIONS_MAX,
+      submitBatchSizeMax: e.GATEWAY_SUBMIT_BATCH_SIZE_MAX,
       submitAttemptsMax: e.GATEWAY_SUBMIT_ATTEMPTS_MAX,
       retryBaseMs: e.GATEWAY_RETRY_BASE_MS,
       retryMaxMs: e.GATEWAY_RETRY_MAX_MS,

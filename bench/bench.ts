@@ -67,7 +67,7 @@ async function waitForQuiet(client: pg.Client, timeoutMs: number): Promise<numbe
     const { rows } = await client.query<{ n: number }>(`
       select ((select count(*) from withdraw_orders where status in ('init', 'processing'))
             + (select count(*) from outbox where relayed_at is null)
-            + (select count(*) from graphile_worker.jobs where task_identifier in ('ledger__post', 'gateway__submit')))::int as n`);
+            + (select count(*) from graphile_worker.jobs where task_identifier in ('ledger__post', 'gateway__submit', 'gateway__submit_batch')))::int as n`);
     if (rows[0]!.n === 0) return Date.now() - started;
     if (Date.now() - started > timeoutMs) throw new Error(`not quiet after ${timeoutMs} ms (${rows[0]!.n} pending)`);
     await new Promise((resolve) => setTimeout(resolve, 100));

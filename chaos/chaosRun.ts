@@ -201,7 +201,7 @@ async function waitForConvergence(databases: Databases, timeoutMs: number): Prom
               + (select count(*) from gateway_inbox where processed_at is null)
               + (select count(*) from graphile_worker.jobs where locked_at is not null)
               + (select count(*) from graphile_worker.jobs
-                  where task_identifier in ('ledger__post', 'gateway__submit') and attempts < max_attempts))::int as n`);
+                  where task_identifier in ('ledger__post', 'gateway__submit', 'gateway__submit_batch') and attempts < max_attempts))::int as n`);
       const ledgerOpen = await databases.ledger.oneFirst(sql.type(z.object({ n: z.number() }))`
         select count(*)::int as n from outbox where relayed_at is null`);
       if (open + ledgerOpen === 0) {

@@ -34,6 +34,11 @@ const GatewaySubmitPayload = z.object({
   source: z.string().max(64).optional(),
 });
 
+const GatewaySubmitBatchPayload = z.object({
+  submits: z.array(GatewaySubmitPayload).min(1).max(1_000),
+  source: z.string().max(64).optional(),
+});
+
 function parsePayload<T extends z.ZodTypeAny>(schema: T, payload: unknown, helpers: JobHelpers): z.infer<T> {
   const parsed = schema.safeParse(payload);
   if (!parsed.success) {
@@ -69,6 +74,12 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     const job = parsePayload(GatewaySubmitPayload, payload, helpers);
     const outcome = await deps.gateway.submit(job, helpers.abortSignal);
     helpers.logger.debug(`gateway__submit ${job.transactionId}: ${outcome}`);
+  };
+
+  const gatewaySubmitBatch: Task = async (payload, helpers) => {
+    const { submits } = parsePayload(GatewaySubmitBatchPayload, payload, helpers);
+    const counts = await deps.gateway.submitBatch(submits, helpers.abortSignal);
+    helpers.logger.debug(`gateway__submit_batch of ${submits.length}: ${JSON.stringify(counts)}`);
   };
 
   const outboxSweep: Task = async () => {
@@ -117,6 +128,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     reconcile__run: reconcileRun,
     idempotency__prune: idempotencyPrune,
     gateway__submit: gatewaySubmit,
+    gateway__submit_batch: gatewaySubmitBatch,
     outbox__sweep: outboxSweep,
     worker__watchdog: workerWatchdog,
     outbox__prune: outboxPrune,

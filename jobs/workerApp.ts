@@ -67,7 +67,12 @@ export async function startWorkerProcess(deps: {
     ),
     ledgerOutbox: createDrainer(
       { name: 'ledger-outbox' },
-      ledgerOutboxRelay({ ledger: databases.ledger, balance: databases.balance, batchSizeMax: settings.relayBatchSizeMax }),
+      ledgerOutboxRelay({
+        ledger: databases.ledger,
+        balance: databases.balance,
+        batchSizeMax: settings.relayBatchSizeMax,
+        submitBatchSizeMax: config.gateway.submitBatchSizeMax,
+      }),
       logger,
     ),
     gatewayInbox: createDrainer(

@@ -26,6 +26,31 @@ export async function recordSubmitResult(
                                  ${input.attemptsMax}, ${input.retryBaseMs}, ${input.retryMaxMs}, ${input.failureCode})`);
 }
 
+export type SubmitResultInput = Readonly<{
+  transactionId: string;
+  result: 'accepted' | 'rejected' | 'unknown';
+  httpStatus: number | null;
+  detail: Record<string, unknown>;
+  durationMs: number;
+  failureCode: string | null;
+}>;
+
+const BatchResultRow = SubmitResultRow.extend({ transactionId: z.string() });
+
+/** Records many submission answers in one transaction (sql/balance/0006). */
+export async function recordSubmitResults(
+  db: CommonQueryMethods,
+  results: readonly SubmitResultInput[],
+  settings: { attemptsMax: number; retryBaseMs: number; retryMaxMs: number },
+): Promise<readonly z.infer<typeof BatchResultRow>[]> {
+  if (results.length === 0) return [];
+  const payload = results.map((r) => ({ ...r, durationMs: Math.round(r.durationMs) }));
+  return db.any(sql.type(BatchResultRow)`
+    select transaction_id as "transactionId", outcome, attempt, retry_at as "retryAt"
+      from gateway_submit_results(${sql.jsonb(payload as unknown as Parameters<typeof sql.jsonb>[0])},
+                                  ${settings.attemptsMax}, ${settings.retryBaseMs}, ${settings.retryMaxMs})`);
+}
+
 export type InboxInsert = Readonly<{
   eventId: string;
   reference: string;

@@ -3,12 +3,12 @@
 // in one Balance DB transaction (sql/balance/0003: gateway_submit_result).
 import { performance } from 'node:perf_hooks';
 import type { DatabasePool } from 'slonik';
-import { holdRecorded } from '../ledger/ledgerPosting.ts';
+import { holdRecorded, holdsRecorded } from '../ledger/ledgerPosting.ts';
 import type { Logger } from '../logger.ts';
 import { formatMinor, isCurrency } from '../money/money.ts';
-import { findOrderByTransactionId } from '../withdraw/withdrawQueries.ts';
-import { recordSubmitResult } from './gatewayQueries.ts';
-import type { PspAdapter } from './pspAdapter.ts';
+import { findInitOrdersByTransactionIds, findOrderByTransactionId, type OrderRow } from '../withdraw/withdrawQueries.ts';
+import { recordSubmitResult, recordSubmitResults, type SubmitResultInput } from './gatewayQueries.ts';
+import type { PspAdapter, SubmitOutcome } from './pspAdapter.ts';
 
 export type GatewaySettings = Readonly<{ submitAttemptsMax: number; retryBaseMs: number; retryMaxMs: number }>;
 
@@ -35,23 +35,13 @@ export function createGatewayService(deps: {
     if (job.heldJournalId == null && !(await holdRecorded(ledger, job.transactionId))) {
       throw new HoldNotRecordedError(`withdraw ${job.transactionId}: the ledger hold is not recorded yet`);
     }
-    if (!isCurrency(order.currency)) throw new Error(`order ${order.orderId} has unknown currency ${order.currency}`);
-    const started = performance.now();
-    const outcome = await psp.submitPayout(
-      {
-        reference: order.transactionId,
-        amount: formatMinor(order.amountMinor, order.currency),
-        currency: order.currency,
-        destination: order.toAccountId,
-      },
-      signal,
-    );
+    const { outcome, durationMs } = await callProvider(order, signal);
     const recorded = await recordSubmitResult(balance, {
       transactionId: order.transactionId,
       result: outcome.kind,
       httpStatus: outcome.httpStatus,
       detail: outcome.kind === 'unknown' ? { reason: outcome.reason, ...outcome.detail } : outcome.detail,
-      durationMs: performance.now() - started,
+      durationMs,
       attemptsMax: settings.submitAttemptsMax,
       retryBaseMs: settings.retryBaseMs,
       retryMaxMs: settings.retryMaxMs,
@@ -66,7 +56,51 @@ export function createGatewayService(deps: {
     return recorded.outcome;
   }
 
-  return { submit };
+  async function callProvider(order: OrderRow, signal?: AbortSignal): Promise<{ outcome: SubmitOutcome; durationMs: number }> {
+    if (!isCurrency(order.currency)) throw new Error(`order ${order.orderId} has unknown currency ${order.currency}`);
+    const started = performance.now();
+    const outcome = await psp.submitPayout(
+      { reference: order.transactionId, amount: formatMinor(order.amountMinor, order.currency), currency: order.currency, destination: order.toAccountId },
+      signal,
+    );
+    return { outcome, durationMs: performance.now() - started };
+  }
+
+  /**
+   * Many submissions at once: one query for the orders, one for the holds that are not proven,
+   * the provider calls concurrently (bounded by the HTTP client's connections), one transaction
+   * for all the answers. A crash in between is safe: the job runs again, the orders still `init`
+   * are submitted again, and the provider replays its first answer for the same key.
+   */
+  async function submitBatch(jobs: readonly SubmitJob[], signal?: AbortSignal): Promise<Record<string, number>> {
+    const orders = await findInitOrdersByTransactionIds(balance, jobs.map((job) => job.transactionId));
+    const unproven = jobs.filter((job) => job.heldJournalId == null).map((job) => job.transactionId);
+    const held = await holdsRecorded(ledger, unproven);
+    const ready = orders.filter((order) => !unproven.includes(order.transactionId) || held.has(order.transactionId));
+    const answers = await Promise.all(ready.map(async (order): Promise<SubmitResultInput> => {
+      const { outcome, durationMs } = await callProvider(order, signal);
+      return {
+        transactionId: order.transactionId,
+        result: outcome.kind,
+        httpStatus: outcome.httpStatus,
+        detail: outcome.kind === 'unknown' ? { reason: outcome.reason, ...outcome.detail } : outcome.detail,
+        durationMs,
+        failureCode: outcome.kind === 'rejected' ? outcome.code : null,
+      };
+    }));
+    const recorded = await recordSubmitResults(balance, answers, {
+      attemptsMax: settings.submitAttemptsMax, retryBaseMs: settings.retryBaseMs, retryMaxMs: settings.retryMaxMs,
+    });
+    const counts: Record<string, number> = { skipped: jobs.length - ready.length };
+    for (const row of recorded) counts[row.outcome] = (counts[row.outcome] ?? 0) + 1;
+    if (ready.length < orders.length) {
+      // holds not recorded yet: these go back as single submissions, which read the ledger again
+      throw new HoldNotRecordedError(`${orders.length - ready.length} withdrawals of the batch have no ledger hold yet`);
+    }
+    return counts;
+  }
+
+  return { submit, submitBatch };
 }
 
 export type GatewayService = ReturnType<typeof createGatewayService>;

@@ -61,3 +61,12 @@ export async function holdRecorded(ledger: CommonQueryMethods, transactionId: st
   return ledger.exists(sql.unsafe`
     select 1 from journal_transactions where transaction_id = ${transactionId} and kind = 'hold'`);
 }
+
+/** Which of these transactions have their hold recorded, in one query. */
+export async function holdsRecorded(ledger: CommonQueryMethods, transactionIds: readonly string[]): Promise<ReadonlySet<string>> {
+  if (transactionIds.length === 0) return new Set();
+  const rows = await ledger.anyFirst(sql.type(z.object({ transactionId: z.string() }))`
+    select transaction_id as "transactionId" from journal_transactions
+     where kind = 'hold' and transaction_id = any(${sql.array([...transactionIds], 'uuid')})`);
+  return new Set(rows);
+}

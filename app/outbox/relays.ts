@@ -23,7 +23,12 @@ const LedgerOutboxRow = z.object({
   payload: z.object({ journalId: z.coerce.number().int().optional() }).passthrough(),
 });
 
-export function ledgerOutboxRelay(deps: { ledger: DatabasePool; balance: DatabasePool; batchSizeMax: number }): () => Promise<number> {
+export function ledgerOutboxRelay(deps: {
+  ledger: DatabasePool;
+  balance: DatabasePool;
+  batchSizeMax: number;
+  submitBatchSizeMax: number;
+}): () => Promise<number> {
   return () =>
     deps.ledger.transaction(async (tx) => {
       const rows = await tx.any(sql.type(LedgerOutboxRow)`
@@ -33,7 +38,7 @@ export function ledgerOutboxRelay(deps: { ledger: DatabasePool; balance: Databas
       const held = rows.filter((row) => row.topic === 'ledger.held');
       if (held.length > 0) {
         const submits = held.map((row) => ({ transactionId: row.transactionId, heldJournalId: row.payload.journalId ?? null }));
-        await outsideAnyTransaction(() => enqueueGatewaySubmits(deps.balance, submits, 'ledger.held'));
+        await outsideAnyTransaction(() => enqueueGatewaySubmitBatches(deps.balance, submits, deps.submitBatchSizeMax));
       }
       await tx.query(sql.unsafe`
         update outbox set relayed_at = now() where id = any(${sql.array(rows.map((row) => row.id), 'int8')})`);
@@ -59,6 +64,21 @@ export async function enqueueGatewaySubmits(
          from unnest(${sql.array(submits.map((s) => s.transactionId), 'uuid')}::uuid[],
                      ${sql.array(submits.map((s) => s.heldJournalId), 'int8')}::bigint[]) as t(tx, journal)),
       true)`);
+}
+
+/** Held withdrawals go to the provider in batches: one gateway__submit_batch job per chunk. */
+export async function enqueueGatewaySubmitBatches(
+  balance: Pick<DatabasePool, 'query'>,
+  submits: ReadonlyArray<{ transactionId: string; heldJournalId: number | null }>,
+  chunkSizeMax: number,
+): Promise<void> {
+  const chunks: Array<typeof submits> = [];
+  for (let i = 0; i < submits.length; i += chunkSizeMax) chunks.push(submits.slice(i, i + chunkSizeMax));
+  if (chunks.length === 0) return;
+  await balance.query(sql.unsafe`
+    select count(*) from graphile_worker.add_jobs(
+      (select array_agg(row('gateway__submit_batch', c.payload, null, null, null, null, null, null)::graphile_worker.job_spec)
+         from unnest(${sql.array(chunks.map((chunk) => JSON.stringify({ submits: chunk, source: 'ledger.held' })), 'json')}::json[]) as c(payload)))`);
 }
 
 /** Relayed rows are kept for a while (audit, debugging), then deleted in bounded batches. */

@@ -66,3 +66,11 @@ export async function findOrderByTransactionId(db: CommonQueryMethods, transacti
   return db.maybeOne(sql.type(OrderRow)`
     select ${orderColumns} from withdraw_orders o where o.transaction_id = ${transactionId}`);
 }
+
+/** The orders of these transactions that are still `init`, in one query. */
+export async function findInitOrdersByTransactionIds(db: CommonQueryMethods, transactionIds: readonly string[]): Promise<readonly OrderRow[]> {
+  if (transactionIds.length === 0) return [];
+  return db.any(sql.type(OrderRow)`
+    select ${orderColumns} from withdraw_orders o
+     where o.transaction_id = any(${sql.array([...transactionIds], 'uuid')}) and o.status = 'init'`);
+}
