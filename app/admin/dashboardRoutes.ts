@@ -21,7 +21,11 @@ const BreaksQuery = z.object({
   open: z.enum(['true', 'false']).default('true'),
   limit: z.coerce.number().int().min(1).max(LIST_LIMIT_MAX).default(100),
 });
-const RetryBody = z.object({ jobIds: z.array(z.string().regex(/^\d{1,19}$/)).min(1).max(LIST_LIMIT_MAX) }).openapi('RetryJobsRequest');
+const INT8_MAX = 2n ** 63n - 1n;
+// a job id is a bigint: one past its range is refused here, not by PostgreSQL (a 500)
+// (zod runs a refinement even after the regex failed, hence the second test of the pattern)
+const jobId = z.string().regex(/^\d{1,19}$/).refine((id) => !/^\d{1,19}$/.test(id) || BigInt(id) <= INT8_MAX, 'must be at most 9223372036854775807');
+const RetryBody = z.object({ jobIds: z.array(jobId).min(1).max(LIST_LIMIT_MAX) }).openapi('RetryJobsRequest');
 
 function parse<T extends z.ZodTypeAny>(schema: T, value: unknown): z.infer<T> {
   const parsed = schema.safeParse(value);

@@ -18,6 +18,7 @@ import { recordAudit } from './auditLog.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LIST_LIMIT_MAX = 500;
+const INT8_MAX = 2n ** 63n - 1n;
 
 export const ResolveSchema = z
   .object({ outcome: z.enum(['success', 'failed']), reason: z.string().trim().min(3).max(500) })
@@ -129,7 +130,8 @@ export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Acc
 
   router.post('/admin/breaks/:breakId/resolve', admin, async (req: Request, res: Response) => {
     const breakId = String(req.params.breakId);
-    if (!/^\d{1,19}$/.test(breakId)) throw new ApiError('not_found', 'no such break');
+    // an id past bigint's range is no break either (PostgreSQL would refuse to compare it: a 500)
+    if (!/^\d{1,19}$/.test(breakId) || BigInt(breakId) > INT8_MAX) throw new ApiError('not_found', 'no such break');
     const body = parse(ResolveBreakSchema, readBody(req));
     const operator = operatorOf(req);
     const resolved = await deps.db.transaction(async (tx) => {

@@ -26,6 +26,15 @@ export function toApiError(error: unknown): ApiError {
     default:
       break;
   }
+  // other client errors the framework raises with a 4xx status before any route runs: a path
+  // parameter that is not valid percent-encoding (router: URIError, status 400), a compressed body
+  // that does not decompress (body-parser: the zlib error wrapped with status 400)
+  const status = parserError?.status;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    if (status === 413) return new ApiError('payload_too_large', 'request body is too large', { cause: error });
+    const what = error instanceof URIError ? 'a path parameter is not valid percent-encoding' : `body could not be read: ${parserError.message}`;
+    return new ApiError('invalid_request', what, { cause: error });
+  }
   if (isUnavailable(error)) return new ApiError('unavailable', 'a dependency is unavailable; retry with the same key', { cause: error });
   return new ApiError('internal', 'internal error', { cause: error });
 }
