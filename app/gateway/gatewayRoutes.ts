@@ -10,7 +10,7 @@ import { decimalInput, describeZodError, z } from '../http/zod.ts';
 import { describeAmountFailure, isCurrency, parseAmount } from '../money/money.ts';
 import { enqueueGatewaySubmits } from '../outbox/relays.ts';
 import { findOrderByTransactionId } from '../withdraw/withdrawQueries.ts';
-import { insertInbox } from './gatewayQueries.ts';
+import { createInboxWriter } from './inboxWriter.ts';
 import { verifyWebhook } from './webhookSignature.ts';
 
 export const SubmitRequestSchema = z
@@ -37,6 +37,7 @@ export const CallbackSchema = z
 
 export function gatewayRoutes(deps: { auth: Auth; balance: DatabasePool; webhookSecrets: readonly string[] }): Router {
   const router = express.Router();
+  const inbox = createInboxWriter(deps.balance);
 
   router.post('/withdraw/submit', deps.auth.require('internal'), async (req: Request, res: Response) => {
     const parsed = SubmitRequestSchema.safeParse(readBody(req));
@@ -66,7 +67,7 @@ export function gatewayRoutes(deps: { auth: Auth; balance: DatabasePool; webhook
     const parsed = CallbackSchema.safeParse(readBody(req));
     if (!parsed.success) throw new ApiError('invalid_request', describeZodError(parsed.error));
     const event = parsed.data;
-    const stored = await insertInbox(deps.balance, {
+    const stored = await inbox.store({
       eventId: event.eventId,
       reference: event.reference,
       status: event.status,

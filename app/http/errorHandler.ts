@@ -59,9 +59,9 @@ export function errorHandler() {
   return (error: unknown, req: Request, res: Response, _next: NextFunction) => {
     const apiError = toApiError(error);
     if (apiError.status >= 500) {
-      req.log?.error({ err: error, kind: apiError.kind }, 'request failed');
+      req.log?.error({ err: error, kind: apiError.kind, requestId: req.id }, 'request failed');
     } else {
-      req.log?.info({ kind: apiError.kind, msg_detail: apiError.message }, 'request rejected');
+      req.log?.info({ kind: apiError.kind, msg_detail: apiError.message, requestId: req.id }, 'request rejected');
     }
     if (res.headersSent) {
       res.end();
