@@ -2,6 +2,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import {
   BackendTerminatedError,
+  BackendTerminatedUnexpectedlyError,
   ConnectionError,
   StatementTimeoutError,
   UniqueIntegrityConstraintViolationError,
@@ -39,15 +40,28 @@ export function toApiError(error: unknown): ApiError {
   return new ApiError('internal', 'internal error', { cause: error });
 }
 
-export function isUnavailable(error: unknown): boolean {
+const TRANSIENT_MESSAGES = [
+  'Connection terminated',
+  'connection error',
+  'timeout exceeded when trying to connect',
+  'the database system is',
+  'Connection refused',
+];
+
+/** A database or network failure the client should retry (503), rather than a bug (500). */
+export function isUnavailable(error: unknown, depth = 0): boolean {
+  if (!error || depth > 4) return false;
   if (
     error instanceof ConnectionError ||
     error instanceof BackendTerminatedError ||
+    error instanceof BackendTerminatedUnexpectedlyError ||
     error instanceof StatementTimeoutError
   ) return true;
-  const code = (error as { code?: string } | null)?.code ?? '';
-  // connection refused/reset at the socket, or PostgreSQL classes 08 (connection), 57P (shutdown), 53 (resources)
-  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code) || /^(08|57P|53)/.test(code);
+  const { code = '', message = '', cause } = error as { code?: string; message?: string; cause?: unknown };
+  // refused or reset sockets, or PostgreSQL classes 08 (connection), 57P (shutdown), 53 (resources)
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code) || /^(08|57P|53)/.test(code)) return true;
+  if (TRANSIENT_MESSAGES.some((text) => message.includes(text))) return true;
+  return isUnavailable(cause, depth + 1);
 }
 
 export function isUniqueViolation(error: unknown, constraint?: string): boolean {
