@@ -1,4 +1,4 @@
-// `npm run bench -- [--duration S] [--connections C] [--users U] [--e2e N] [--workers K]`
+// `npm run bench -- [--duration S] [--connections C] [--users U] [--e2e N] [--backlog N] [--workers K]`
 //
 // On a fresh embedded PostgreSQL (durable settings, as in production) with web, K workers and
 // the provider simulator as real processes:
@@ -24,6 +24,7 @@ const { values: args } = parseArgs({
     users: { type: 'string', default: '200' },
     e2e: { type: 'string', default: '1000' },
     workers: { type: 'string', default: '1' },
+    backlog: { type: 'string', default: '3000' },
   },
 });
 const durationSeconds = Number(args.duration);
@@ -31,6 +32,7 @@ const connections = Number(args.connections);
 const userCount = Number(args.users);
 const e2eCount = Number(args.e2e);
 const workers = Number(args.workers);
+const backlogCount = Number(args.backlog);
 
 const log = (message: string) => process.stderr.write(`${message}\n`);
 
@@ -161,6 +163,39 @@ async function phaseEndToEnd(system: LaunchedSystem, users: Array<{ token: strin
   };
 }
 
+/**
+ * C. The asynchronous pipeline alone: withdrawals created while the workers are stopped, then the
+ * workers started and timed until every order is final (relays, ledger, provider, callbacks).
+ */
+async function phaseBacklog(system: LaunchedSystem, users: Array<{ token: string }>, client: pg.Client) {
+  const workerNames = system.children.filter((c) => c.name.startsWith('worker-')).map((c) => c.name);
+  for (const name of workerNames) {
+    system.child(name).autoRestart = false;
+    await system.kill(name, 'SIGTERM');
+  }
+  let issued = 0;
+  const fire = async () => {
+    while (issued < backlogCount) {
+      const user = users[issued % users.length]!;
+      issued += 1;
+      const response = await fetch(`${system.webUrl}/withdraw`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${user.token}`, 'idempotent-key': uuidv7(), 'content-type': 'application/json' },
+        body: JSON.stringify({ toAccountId: 'bench-bank', amount: '0.03' }),
+      });
+      await response.text();
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, fire));
+  const t0 = performance.now();
+  for (const name of workerNames) {
+    system.child(name).autoRestart = true;
+    system.start(name);
+  }
+  const drainMs = await waitForQuiet(client, 600_000);
+  return { orders: backlogCount, drainMs: Math.round(drainMs), withdrawalsPerSecond: Math.round((backlogCount / (performance.now() - t0)) * 1000) };
+}
+
 async function main() {
   const dataDir = await temporaryDataDir('withdraw-bench-');
   const config = loadConfig({
@@ -197,11 +232,15 @@ async function main() {
 
     log(`B: ${e2eCount} withdrawals end to end, ${connections} in flight`);
     const endToEnd = await phaseEndToEnd(system, users, client);
+    await waitForQuiet(client, 600_000);
+    log(`C: ${backlogCount} withdrawals queued with the workers stopped, then drained`);
+    const pipeline = backlogCount > 0 ? await phaseBacklog(system, users, client) : null;
     const report = {
       machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
       settings: { durationSeconds, connections, users: userCount, workers, e2e: e2eCount },
       hotPath: { ...hotPath, drainAfterMs: drainMs },
       endToEnd,
+      pipeline,
     };
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } finally {

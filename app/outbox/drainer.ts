@@ -7,6 +7,12 @@ export type DrainerSettings = Readonly<{
   name: string;
   errorBackoffBaseMs?: number;
   errorBackoffMaxMs?: number;
+  /**
+   * After a pass that found rows, one more pass this much later: a writer that saw the rows of
+   * the running pass as a backlog did not notify, and its row may commit just after the empty pass
+   * that ended the loop. Without it such a row waits for the poll.
+   */
+  tailPassMs?: number;
 }>;
 
 export type Drainer = Readonly<{
@@ -31,6 +37,8 @@ export function createDrainer(
   let stopped = false;
   let consecutiveErrors = 0;
   let retryTimer: NodeJS.Timeout | null = null;
+  let tailTimer: NodeJS.Timeout | null = null;
+  const tailPassMs = settings.tailPassMs ?? 25;
   const counters = { passes: 0, rows: 0, errors: 0 };
 
   // Passes repeat until one finds nothing: rows committed while a pass ran are picked up by the
@@ -56,6 +64,13 @@ export function createDrainer(
     running = loop()
       .then((total) => {
         consecutiveErrors = 0;
+        if (total > 0 && tailPassMs > 0 && !stopped && !tailTimer) {
+          tailTimer = setTimeout(() => {
+            tailTimer = null;
+            if (!stopped) void run();
+          }, tailPassMs);
+          tailTimer.unref();
+        }
         return total;
       })
       .catch((error: unknown) => {
@@ -94,7 +109,9 @@ export function createDrainer(
     stop: async () => {
       stopped = true;
       if (retryTimer) clearTimeout(retryTimer);
+      if (tailTimer) clearTimeout(tailTimer);
       retryTimer = null;
+      tailTimer = null;
       if (running) await running;
     },
     stats: () => ({ ...counters }),
