@@ -1,8 +1,7 @@
 // The worker process (Procfile `worker`): outbox relays, ledger postings, gateway submissions,
 // provider callbacks, crons. Scale it with more processes: SKIP LOCKED makes that safe.
-import { resolveDatabaseUrls } from '../app/db/databaseUrls.ts';
-import { migrateAll } from '../app/db/migrate.ts';
-import { createDatabases, endDatabases } from '../app/db/pools.ts';
+import { openDatabases } from '../app/db/openDatabases.ts';
+import { endDatabases } from '../app/db/pools.ts';
 import { createPspHttpAdapter } from '../app/gateway/pspHttpAdapter.ts';
 import { failAndExit, installShutdown, loadConfigOrExit } from '../app/lifecycle.ts';
 import { createLogger } from '../app/logger.ts';
@@ -15,15 +14,7 @@ try {
   if (!config.psp.baseUrl) {
     throw new Error('PSP_BASE_URL is not set: the worker needs the payout provider (npm start sets it to the simulator)');
   }
-  const urls = await resolveDatabaseUrls(config, (message) => logger.warn(message));
-  if (urls.cluster) await migrateAll(urls, (message) => logger.warn(message));
-  const databases = await createDatabases(urls, {
-    poolSizeMax: config.database.poolSizeMax,
-    statementTimeoutMs: config.database.statementTimeoutMs,
-    applicationName: 'withdraw-worker',
-    ledgerRole: config.database.ledgerRole,
-    warn: (message) => logger.warn(message),
-  });
+  const { urls, databases } = await openDatabases(config, logger, 'worker');
   const psp = createPspHttpAdapter({ baseUrl: config.psp.baseUrl, ...config.gateway });
   const worker = await startWorkerProcess({
     config, databases, balanceUrl: urls.balanceUrl, ledgerUrl: urls.ledgerUrl, psp, logger,

@@ -29,6 +29,7 @@ test('when faults of every kind hit a running system, then it converges, conserv
     log: (line) => t.log(line),
   });
   t.log(JSON.stringify({ faults: report.faultsInjected, clients: report.clients, convergenceMs: report.convergenceMs, totals: report.totals }));
+  for (const violation of report.violations) t.log(`VIOLATION ${violation.check} ${violation.subject}: ${violation.detail}`);
   t.deepEqual(report.faultErrors, []);
   for (const kind of FAULT_KINDS) t.true((report.faultsInjected[kind] ?? 0) >= 1, `${kind} was injected`);
   t.deepEqual(report.violations, []);
