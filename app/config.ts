@@ -187,6 +187,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (webhookSecrets.some((s) => s.length < 16)) {
     throw new ConfigError('invalid configuration:\n  PSP_WEBHOOK_SECRET: every comma-separated secret must be at least 16 characters');
   }
+  if (e.WORKER_TASK_TIMEOUT_MS >= e.WORKER_JOB_LOCK_MAX_MS) {
+    throw new ConfigError('invalid configuration:\n  WORKER_JOB_LOCK_MAX_MS: must be longer than WORKER_TASK_TIMEOUT_MS (a running task must never look wedged)');
+  }
   if (e.ADMIN_TOKENS?.split(',').some((pair) => pair.startsWith('admin:'))) {
     throw new ConfigError('invalid configuration:\n  ADMIN_TOKENS: the name "admin" is reserved for ADMIN_TOKEN');
   }

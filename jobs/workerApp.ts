@@ -14,7 +14,8 @@ import { createDrainer } from '../app/outbox/drainer.ts';
 import { listenForNotifications } from '../app/outbox/notificationListener.ts';
 import { balanceOutboxRelay, ledgerOutboxRelay } from '../app/outbox/relays.ts';
 import { parsedCronItems } from './crontab.ts';
-import { buildTaskList, type Drainers } from './tasks.ts';
+import { buildTaskList, unlockOverdueJobs, unlockStaleWorkers, type Drainers } from './tasks.ts';
+import { z } from 'zod';
 
 export type WorkerProcess = Readonly<{
   drainers: Drainers;
@@ -131,6 +132,13 @@ export async function startWorkerProcess(deps: {
     await databases.balance.query(sql.unsafe`
       insert into worker_heartbeats (worker_id, hostname, pid) values (${workerId}, ${os.hostname()}, ${process.pid})
       on conflict (worker_id) do update set last_seen_at = now()`);
+    // A runner that holds jobs longer than any task may run (tasks time out first) is wedged,
+    // e.g. a local queue whose fetch was cut by a database restart: beating on would keep those
+    // jobs locked for good, so the process gives up and is restarted, and its jobs freed.
+    const wedged = await databases.balance.oneFirst(sql.type(z.object({ n: z.number() }))`
+      select count(*)::int as n from graphile_worker.jobs
+       where locked_by = ${workerId} and locked_at < now() - make_interval(secs => ${settings.jobLockMaxMs / 1000})`);
+    if (wedged > 0 && !stopping) deps.onRunnerLost?.(new Error(`${wedged} jobs locked by this worker for longer than WORKER_JOB_LOCK_MAX_MS`));
   };
   await heartbeat().catch((error: unknown) => logger.warn({ err: error }, 'heartbeat failed'));
   const heartbeatTimer = setInterval(() => {
@@ -151,12 +159,23 @@ export async function startWorkerProcess(deps: {
     channels: { ledger_outbox: () => drainers.ledgerOutbox.wake() },
     onConnected: () => drainers.ledgerOutbox.wake(),
   });
+  // The watchdog runs on a timer in every worker, outside the job queue it watches: a wedged
+  // queue must not be able to stop it. It frees the jobs of workers that stopped beating, and,
+  // a little later than a live worker would notice it itself, jobs locked for too long.
+  const watchdogTimer = setInterval(() => {
+    void (async () => {
+      const dead = await unlockStaleWorkers(databases, settings.staleAfterMs);
+      const overdue = await unlockOverdueJobs(databases, settings.jobLockMaxMs + 2 * settings.heartbeatIntervalMs + 5_000);
+      if (dead.length + overdue.length > 0) logger.warn({ deadWorkers: dead, overdueJobs: overdue.length }, 'watchdog released jobs');
+    })().catch((error: unknown) => logger.warn({ err: error }, 'watchdog failed'));
+  }, Math.max(1_000, settings.heartbeatIntervalMs * 2));
+
   // NOTIFY is best effort; a poll bounds how long a lost notification can delay anything
   const pollTimer = setInterval(wakeAll, settings.relayPollIntervalMs);
   // recovery more often than the once-a-minute cron, when configured so
   const recoveryTimer = config.recovery.intervalMs < 60_000
     ? setInterval(() => {
-        for (const task of ['recovery__stale_init', 'recovery__stale_processing', 'worker__watchdog']) {
+        for (const task of ['recovery__stale_init', 'recovery__stale_processing']) {
           runner.addJob(task, {}, { jobKey: `timer_${task}`, jobKeyMode: 'preserve_run_at', maxAttempts: 1 })
             .catch((error: unknown) => logger.warn({ err: error, task }, 'could not enqueue recovery'));
         }
@@ -171,6 +190,7 @@ export async function startWorkerProcess(deps: {
       stopping ??= (async () => {
         clearInterval(pollTimer);
         clearInterval(heartbeatTimer);
+        clearInterval(watchdogTimer);
         if (recoveryTimer) clearInterval(recoveryTimer);
         await Promise.allSettled([balanceListener.close(), ledgerListener.close()]);
         await runner.stop();
