@@ -76,6 +76,9 @@ const EnvSchema = z
     PROCESSING_STALE_MS: milliseconds(1_000, 86_400_000, 300_000),
     PROCESSING_QUERY_INTERVAL_MS: milliseconds(100, 86_400_000, 60_000),
     PROCESSING_QUERY_ATTEMPTS_MAX: count(1, 1_000, 10),
+    // a provider that answers "pending" for this many queries (a day at the default interval) hands
+    // the order to a human: every order ends success, failed or manual in bounded time (I8)
+    PROCESSING_PENDING_QUERIES_MAX: count(1, 100_000, 1_440),
     RECOVERY_BATCH_SIZE_MAX: count(1, 10_000, 200),
     RECOVERY_CONCURRENCY: count(1, 256, 16),
     // the crons run recovery once a minute; a shorter interval makes each worker also enqueue it
@@ -152,6 +155,7 @@ export type Config = Readonly<{
     processingStaleMs: number;
     processingQueryIntervalMs: number;
     processingQueryAttemptsMax: number;
+    processingPendingQueriesMax: number;
     batchSizeMax: number;
     concurrency: number;
     intervalMs: number;
@@ -251,6 +255,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       processingStaleMs: e.PROCESSING_STALE_MS,
       processingQueryIntervalMs: e.PROCESSING_QUERY_INTERVAL_MS,
       processingQueryAttemptsMax: e.PROCESSING_QUERY_ATTEMPTS_MAX,
+      processingPendingQueriesMax: e.PROCESSING_PENDING_QUERIES_MAX,
       batchSizeMax: e.RECOVERY_BATCH_SIZE_MAX,
       concurrency: e.RECOVERY_CONCURRENCY,
       intervalMs: e.RECOVERY_INTERVAL_MS,

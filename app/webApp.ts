@@ -19,6 +19,7 @@ import { gatewayRoutes } from './gateway/gatewayRoutes.ts';
 import { dashboardRoutes } from './admin/dashboardRoutes.ts';
 import { reviewRoutes } from './admin/reviewRoutes.ts';
 import { registerOperationalMetrics } from './admin/operationalMetrics.ts';
+import { createPspHttpAdapter } from './gateway/pspHttpAdapter.ts';
 
 export type WebProcess = Readonly<{
   url: string;
@@ -53,6 +54,8 @@ export async function startWebProcess(deps: {
     accounts,
     settings: { cacheSizeMax: config.idempotency.cacheSizeMax, cacheTtlMs: 10 * 60_000 },
   });
+  // operators' resolutions ask the provider before releasing money
+  const psp = config.psp.baseUrl ? createPspHttpAdapter({ baseUrl: config.psp.baseUrl, ...config.gateway }) : null;
   const statusWaiter = createStatusWaiter({ balanceUrl: deps.balanceUrl, waitersMax: config.http.longPollWaitersMax, logger });
   const app = createHttpApp({
     logger,
@@ -70,7 +73,7 @@ export async function startWebProcess(deps: {
       accountRoutes({ auth, db: databases.balance, accounts }),
       gatewayRoutes({ auth, balance: databases.balance, webhookSecrets: config.psp.webhookSecrets }),
       dashboardRoutes({ auth, databases }),
-      reviewRoutes({ auth, db: databases.balance, accounts }),
+      reviewRoutes({ auth, db: databases.balance, accounts, psp }),
     ],
   });
   const server = await new Promise<Server>((resolve, reject) => {
@@ -88,6 +91,7 @@ export async function startWebProcess(deps: {
     close: async (graceMs = 10_000) => {
       await statusWaiter.close();
       await closeServer(server, graceMs);
+      await psp?.close();
     },
   };
 }

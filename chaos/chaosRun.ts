@@ -301,7 +301,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const convergenceMs = await waitForConvergence(databases, options.convergenceTimeoutMs ?? 180_000);
     log(`chaos: ${convergenceMs === null ? 'did NOT converge' : `converged in ${convergenceMs} ms`}; reconciling and checking`);
     // the system's own reconciliation records what disagrees with the provider (reversed payouts)
-    const reconConfig = loadConfig({ ...process.env, ...CHAOS_ENV, RECONCILE_SETTLE_MS: '0', BALANCE_DATABASE_URL: system.urls.balanceUrl, LEDGER_DATABASE_URL: system.urls.ledgerUrl });
+    const reconConfig = loadConfig({ ...process.env, ...CHAOS_ENV, RECONCILE_SETTLE_MS: '0', RECONCILE_PROVIDER_CHECKS_MAX: '1000000', BALANCE_DATABASE_URL: system.urls.balanceUrl, LEDGER_DATABASE_URL: system.urls.ledgerUrl });
     const psp = createPspHttpAdapter({ baseUrl: system.pspBaseUrl, ...reconConfig.gateway });
     const reconciliation = await runReconciliation({ databases, psp, config: reconConfig, logger, mode: 'full' }).finally(() => psp.close());
     const { violations, totals } = await runChecks({ databases, pspUrl: system.pspBaseUrl, keys, attacks });

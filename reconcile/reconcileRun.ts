@@ -220,17 +220,46 @@ async function ledgerFindings(ledger: DatabasePool, window: Window): Promise<{ f
   return { findings, checked: projections.map((p) => `ledger-account:${p.code}`) };
 }
 
-async function providerFindings(psp: PspAdapter, orders: readonly z.infer<typeof OrderRow>[], limit: number): Promise<{ findings: Finding[]; checked: string[] }> {
-  const final = orders.filter((o) => o.status === 'success' || o.status === 'failed').slice(0, limit);
+type ProviderCursor = { at: string; orderId: string } | null;
+
+const FinalOrderRow = OrderRow.extend({ updatedAtText: z.string() });
+
+/**
+ * Orders × provider, with a cursor of their own: final orders after the previous run's cursor in
+ * (updated_at, id) order, at most `limit` per run. The cursor only moves past orders the provider
+ * actually answered for, so an order is never skipped by a busy window or a provider timeout.
+ */
+async function providerFindings(
+  balance: DatabasePool,
+  psp: PspAdapter,
+  until: Date,
+  limit: number,
+  full: boolean,
+): Promise<{ findings: Finding[]; checked: string[]; cursor: ProviderCursor }> {
+  const previous: ProviderCursor = full ? null : await balance.maybeOne(sql.type(z.object({ at: z.string(), orderId: z.string() }))`
+    select to_char(provider_checked_until at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at,
+           provider_checked_until_order as "orderId"
+      from reconciliation_runs where provider_checked_until is not null and error is null
+     order by id desc limit 1`);
+  const orders = await balance.any(sql.type(FinalOrderRow)`
+    select o.id as "orderId", o.transaction_id as "transactionId", o.account_id as "accountId", o.currency,
+           o.amount_minor as "amountMinor", o.status, o.updated_at as "updatedAt",
+           to_char(o.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "updatedAtText"
+      from withdraw_orders o
+     where o.status in ('success', 'failed') and o.updated_at <= ${until.toISOString()}::timestamptz
+       and ${previous === null ? sql.fragment`true`
+         : sql.fragment`(o.updated_at, o.id) > (${previous.at}::timestamptz, ${previous.orderId}::uuid)`}
+     order by o.updated_at, o.id limit ${limit}`);
   const findings: Finding[] = [];
-  const checked: string[] = [];
+  const answered = new Array<boolean>(orders.length).fill(false);
   let next = 0;
   const work = async () => {
-    while (next < final.length) {
-      const order = final[next++]!;
+    while (next < orders.length) {
+      const index = next++;
+      const order = orders[index]!;
       const lookup = await psp.getPayout(order.transactionId);
-      if (lookup.kind === 'unknown') continue; // the provider did not answer: nothing learned
-      checked.push(`order:${order.orderId}`);
+      if (lookup.kind === 'unknown') continue; // nothing learned: this order is asked again next run
+      answered[index] = true;
       const providerStatus = lookup.kind === 'found' ? lookup.status : 'not_found';
       const base = { subject: `order:${order.orderId}`, orderId: order.orderId, accountId: order.accountId,
         transactionId: order.transactionId, currency: order.currency, details: { providerStatus } };
@@ -241,8 +270,40 @@ async function providerFindings(psp: PspAdapter, orders: readonly z.infer<typeof
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(PROVIDER_CHECK_CONCURRENCY, final.length) }, work));
-  return { findings, checked };
+  await Promise.all(Array.from({ length: Math.min(PROVIDER_CHECK_CONCURRENCY, orders.length) }, work));
+  const firstUnanswered = answered.indexOf(false);
+  const lastAnswered = (firstUnanswered === -1 ? orders.length : firstUnanswered) - 1;
+  const cursor = lastAnswered >= 0 ? { at: orders[lastAnswered]!.updatedAtText, orderId: orders[lastAnswered]!.orderId } : previous;
+  return { findings, checked: orders.filter((_o, i) => answered[i]).map((o) => `order:${o.orderId}`), cursor };
+}
+
+/**
+ * The Balance DB snapshot came first and the ledger was read after it: an account or order that
+ * moved in between would look broken when it is not. Findings on subjects that changed since the
+ * snapshot are dropped; the next run sees them at rest.
+ */
+async function withoutMovedSubjects(
+  balance: DatabasePool,
+  findings: readonly Finding[],
+  snapshot: Awaited<ReturnType<typeof balanceSide>>,
+): Promise<Finding[]> {
+  const accountIds = findings.filter((f) => f.category === 'wallet_mismatch').map((f) => f.accountId!);
+  const orderIds = findings.filter((f) => f.category === 'ledger_journals_mismatch').map((f) => f.orderId!);
+  const accountsNow = new Map((await balance.any(sql.type(z.object({ id: z.string(), updatedAt: z.number() }))`
+    select id, updated_at as "updatedAt" from accounts where id = any(${sql.array(accountIds, 'uuid')})`)).map((a) => [a.id, a.updatedAt]));
+  const ordersNow = new Map((await balance.any(sql.type(z.object({ id: z.string(), status: z.string(), updatedAt: z.number() }))`
+    select id, status, updated_at as "updatedAt" from withdraw_orders where id = any(${sql.array(orderIds, 'uuid')})`)).map((o) => [o.id, o]));
+  const accountsThen = new Map(snapshot.accounts.map((a) => [a.accountId, a.updatedAt]));
+  const ordersThen = new Map(snapshot.orders.map((o) => [o.orderId, o]));
+  return findings.filter((f) => {
+    if (f.category === 'wallet_mismatch') return accountsNow.get(f.accountId!) === accountsThen.get(f.accountId!);
+    if (f.category === 'ledger_journals_mismatch') {
+      const now = ordersNow.get(f.orderId!);
+      const then = ordersThen.get(f.orderId!);
+      return now !== undefined && then !== undefined && now.status === then.status && now.updatedAt === then.updatedAt;
+    }
+    return true;
+  });
 }
 
 async function recordFindings(balance: DatabasePool, runId: bigint, findings: readonly Finding[], checked: ReadonlyMap<RunCategory, readonly string[]>) {
@@ -285,10 +346,11 @@ export async function runReconciliation(deps: {
   try {
     const snapshot = await balanceSide(balance, window);
     const ledgerSide = await ledgerFindings(ledger, window);
+    const cross = await withoutMovedSubjects(balance, await crossFindings(deps.databases, snapshot, window), snapshot);
     const provider = deps.psp
-      ? await providerFindings(deps.psp, snapshot.orders, deps.config.recovery.reconcileProviderChecksMax)
-      : { findings: [], checked: [] };
-    const findings = [...balanceFindings(snapshot.accounts), ...ledgerSide.findings, ...(await crossFindings(deps.databases, snapshot, window)), ...provider.findings];
+      ? await providerFindings(balance, deps.psp, window.until, deps.config.recovery.reconcileProviderChecksMax, deps.mode === 'full')
+      : { findings: [], checked: [], cursor: null };
+    const findings = [...balanceFindings(snapshot.accounts), ...ledgerSide.findings, ...cross, ...provider.findings];
     const accountSubjects = snapshot.accounts.map((a) => `account:${a.accountId}`);
     const atRestSubjects = snapshot.accounts.filter((a) => a.updatedAt <= window.until.getTime()).map((a) => `account:${a.accountId}`);
     const settledOrders = snapshot.orders.filter((o) => o.updatedAt <= window.until.getTime()).map((o) => `order:${o.orderId}`);
@@ -307,7 +369,9 @@ export async function runReconciliation(deps: {
     await balance.query(sql.unsafe`
       update reconciliation_runs set finished_at = now(), accounts_checked = ${snapshot.accounts.length},
              orders_checked = ${snapshot.orders.length}, provider_checked = ${provider.checked.length},
-             breaks_found = ${findings.length}, breaks_resolved = ${breaksResolved}
+             breaks_found = ${findings.length}, breaks_resolved = ${breaksResolved},
+             provider_checked_until = ${provider.cursor?.at ?? null}::timestamptz,
+             provider_checked_until_order = ${provider.cursor?.orderId ?? null}::uuid
        where id = ${runId}`);
     const summary: RunSummary = {
       runId: runId.toString(), mode: deps.mode, checkedFrom: window.from?.toISOString() ?? null, checkedUntil: window.until.toISOString(),

@@ -50,7 +50,9 @@ export async function resumeStaleInit(deps: { databases: Databases; config: Conf
   return stale.length;
 }
 
-const StaleProcessingRow = z.object({ transactionId: z.string(), unknownQueries: z.number() });
+const StaleProcessingRow = z.object({
+  transactionId: z.string(), status: z.enum(['processing', 'manual']), unknownQueries: z.number(), pendingQueries: z.number(),
+});
 
 export type ProcessingRecovery = { queried: number; applied: number; pending: number; manual: number; unknown: number };
 
@@ -64,12 +66,15 @@ export async function queryStaleProcessing(deps: {
 }): Promise<ProcessingRecovery> {
   const { balance } = deps.databases;
   const r = deps.config.recovery;
+  // manual orders are asked too: when the provider knows the outcome, no human needs to decide
   const stale = await balance.any(sql.type(StaleProcessingRow)`
-    select o.transaction_id as "transactionId",
+    select o.transaction_id as "transactionId", o.status,
            (select count(*) from gateway_status_queries q
-             where q.transaction_id = o.transaction_id and q.result in ('not_found', 'unknown'))::int as "unknownQueries"
+             where q.transaction_id = o.transaction_id and q.result in ('not_found', 'unknown'))::int as "unknownQueries",
+           (select count(*) from gateway_status_queries q
+             where q.transaction_id = o.transaction_id and q.result = 'pending')::int as "pendingQueries"
       from withdraw_orders o
-     where o.status = 'processing' and o.updated_at < now() - make_interval(secs => ${r.processingStaleMs / 1000})
+     where o.status in ('processing', 'manual') and o.updated_at < now() - make_interval(secs => ${r.processingStaleMs / 1000})
        and not exists (select 1 from gateway_status_queries q
                         where q.transaction_id = o.transaction_id
                           and q.created_at > now() - make_interval(secs => ${r.processingQueryIntervalMs / 1000}))
@@ -81,7 +86,7 @@ export async function queryStaleProcessing(deps: {
       const order = stale[next++]!;
       const lookup = await deps.psp.getPayout(order.transactionId);
       summary.queried += 1;
-      const outcome = await applyLookup(balance, order.transactionId, lookup, order.unknownQueries, r.processingQueryAttemptsMax);
+      const outcome = await applyLookup(balance, order, lookup, r);
       summary[outcome] += 1;
     }
   };
@@ -93,11 +98,11 @@ export async function queryStaleProcessing(deps: {
 
 async function applyLookup(
   balance: DatabasePool,
-  transactionId: string,
+  order: z.infer<typeof StaleProcessingRow>,
   lookup: PayoutLookup,
-  unknownQueriesBefore: number,
-  attemptsMax: number,
+  settings: Config['recovery'],
 ): Promise<keyof ProcessingRecovery> {
+  const { transactionId } = order;
   const result = lookup.kind === 'found' ? lookup.status : lookup.kind;
   const detail = lookup.kind === 'found' ? lookup.detail : lookup.kind === 'unknown' ? { reason: lookup.reason } : {};
   await balance.query(sql.unsafe`
@@ -116,11 +121,17 @@ async function applyLookup(
     });
     return 'applied';
   }
-  if (lookup.kind === 'found') return 'pending';
-  if (unknownQueriesBefore + 1 < attemptsMax) return 'unknown';
+  // already manual: a human decides; the query is on record as evidence
+  if (order.status === 'manual') return lookup.kind === 'found' ? 'pending' : 'unknown';
+  const stillPending = lookup.kind === 'found';
+  if (stillPending && order.pendingQueries + 1 < settings.processingPendingQueriesMax) return 'pending';
+  if (!stillPending && order.unknownQueries + 1 < settings.processingQueryAttemptsMax) return 'unknown';
+  const why = stillPending
+    ? `the provider still reports the payout pending after ${order.pendingQueries + 1} status queries`
+    : `the provider could not confirm the payout after ${order.unknownQueries + 1} status queries`;
   await balance.query(sql.unsafe`
     select * from withdraw_transition(${transactionId}, array['processing'], 'manual', 'reconciler', 'recovery__stale_processing',
-      ${`the provider could not confirm the payout after ${unknownQueriesBefore + 1} status queries`},
+      ${why},
       (select jsonb_build_object('statusQueries', jsonb_agg(jsonb_build_object('result', q.result, 'detail', q.detail, 'at', q.created_at) order by q.id))
          from gateway_status_queries q where q.transaction_id = ${transactionId}))`);
   return 'manual';

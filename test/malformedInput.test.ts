@@ -206,6 +206,7 @@ function makeEndpoints(f: Fixtures): Endpoint[] {
       body: {
         outcome: { judge: oneOf(['success', 'failed']), valid: '"success"', bad: raw('paid', 'SUCCESS', 'manual') },
         reason: { judge: textOf(3, 500, true), valid: '"checked with the provider"', bad: raw('ab', '  ab  ', '\u00a0\u00a0ab\u2028', 'r'.repeat(501)) },
+        override: { judge: optional((v) => (typeof v === 'boolean' ? MAYBE_VALID : INVALID)), bad: fc.constantFrom('"true"', '"yes"', '1', '0', 'null') },
       },
     },
     {

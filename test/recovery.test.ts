@@ -350,7 +350,8 @@ test.serial('when the order is not manual or does not exist, or the request is b
 
   // let them finish, so the file ends with nothing in processing
   await waitUntilStale(balance, ids(orders), config.recovery.processingStaleMs);
-  t.like(await processing(psp), { applied: 2 });
+  // (manual orders of earlier tests the provider has an answer for are applied too)
+  t.true((await processing(psp)).applied >= 2);
   await system.waitForOrders(ids(orders), ['success']);
   await checkSettled(t);
 });

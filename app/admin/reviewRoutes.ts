@@ -15,13 +15,18 @@ import { orderView } from '../withdraw/withdrawService.ts';
 import { orderColumns, OrderRow } from '../withdraw/withdrawQueries.ts';
 import type { AccountDirectory } from '../balance/accountDirectory.ts';
 import { recordAudit } from './auditLog.ts';
+import type { PspAdapter } from '../gateway/pspAdapter.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LIST_LIMIT_MAX = 500;
 const INT8_MAX = 2n ** 63n - 1n;
 
 export const ResolveSchema = z
-  .object({ outcome: z.enum(['success', 'failed']), reason: z.string().trim().min(3).max(500) })
+  .object({
+    outcome: z.enum(['success', 'failed']),
+    reason: z.string().trim().min(3).max(500),
+    override: z.boolean().optional().openapi({ description: 'resolve failed although the provider could not confirm that nothing was paid' }),
+  })
   .openapi('ResolveWithdrawRequest');
 export const ResolveBreakSchema = z.object({ resolution: z.string().trim().min(3).max(500) }).openapi('ResolveBreakRequest');
 const limitAmount = decimalInput.nullable().optional();
@@ -63,6 +68,22 @@ async function ordersWithEvidence(db: CommonQueryMethods, where: ReturnType<type
   return rows.map((row) => ({ ...orderView(row), userId: row.userId, evidence: row.evidence }));
 }
 
+type ProviderVerdict = { status: 'pending' | 'paid' | 'failed' | 'not_found' | 'unknown'; reason: string; detail: Record<string, unknown> };
+
+async function providerVerdict(psp: PspAdapter | null, transactionId: string): Promise<ProviderVerdict> {
+  if (!psp) return { status: 'unknown', reason: 'no payout provider configured (PSP_BASE_URL)', detail: {} };
+  const lookup = await psp.getPayout(transactionId);
+  if (lookup.kind === 'found') return { status: lookup.status, reason: lookup.status, detail: lookup.detail };
+  if (lookup.kind === 'not_found') return { status: 'not_found', reason: 'not found', detail: {} };
+  return { status: 'unknown', reason: lookup.reason, detail: { reason: lookup.reason } };
+}
+
+async function recordStatusQuery(db: CommonQueryMethods, transactionId: string, verdict: ProviderVerdict): Promise<void> {
+  await db.query(sql.unsafe`
+    insert into gateway_status_queries (transaction_id, result, detail)
+    values (${transactionId}, ${verdict.status}, ${sql.jsonb({ ...verdict.detail, askedBy: 'resolve' } as Parameters<typeof sql.jsonb>[0])})`);
+}
+
 function orderIdParam(req: Request): string {
   const id = String(req.params.withdrawOrderId);
   if (!UUID.test(id)) throw new ApiError('not_found', 'no such withdraw order');
@@ -79,7 +100,7 @@ function limitMinor(value: string | null | undefined, currency: Currency, field:
 const LimitsRow = zod.object({ orderMax: zod.bigint().nullable(), dailyMax: zod.bigint().nullable() });
 const TransitionRow = zod.object({ outcome: zod.string(), status: zod.string().nullable(), previousStatus: zod.string().nullable() });
 
-export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: AccountDirectory }): Router {
+export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: AccountDirectory; psp: PspAdapter | null }): Router {
   const router = express.Router();
   const admin = deps.auth.require('admin');
 
@@ -99,32 +120,44 @@ export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Acc
     const orderId = orderIdParam(req);
     const body = parse(ResolveSchema, readBody(req));
     const operator = operatorOf(req);
+    const order = await deps.db.maybeOne(sql.type(zod.object({ transactionId: zod.string(), status: zod.string() }))`
+      select transaction_id as "transactionId", status from withdraw_orders where id = ${orderId}`);
+    if (!order) throw new ApiError('not_found', 'no such withdraw order');
+    // Releasing money the provider may have paid out is the one way to pay twice: ask it first.
+    const provider = order.status === 'manual' ? await providerVerdict(deps.psp, order.transactionId) : null;
+    if (provider && body.outcome === 'failed' && !body.override && provider.status !== 'not_found' && provider.status !== 'failed') {
+      await recordStatusQuery(deps.db, order.transactionId, provider);
+      if (provider.status === 'unknown') {
+        throw new ApiError('unavailable', `the provider could not be asked (${provider.reason}); resolving failed needs its answer, or override with a reason`);
+      }
+      throw new ApiError('conflict', `the provider reports this payout ${provider.status}: releasing the money could pay it twice (override only with evidence that it came back)`);
+    }
     const result = await deps.db.transaction(async (tx) => {
-      const transactionId = await tx.maybeOneFirst(sql.type(zod.object({ transactionId: zod.string() }))`
-        select transaction_id as "transactionId" from withdraw_orders where id = ${orderId}`);
-      if (transactionId === null) throw new ApiError('not_found', 'no such withdraw order');
+      if (provider) await recordStatusQuery(tx, order.transactionId, provider);
       // the same final handling as a callback: capture or release, history, outbox, in this transaction
       const transition = await tx.one(sql.type(TransitionRow)`
         select outcome, status, previous_status as "previousStatus"
-          from withdraw_transition(${transactionId}, array['manual'], ${body.outcome}, 'operator', ${operator}, ${body.reason},
-                                   ${sql.jsonb({ resolvedVia: 'admin api', requestId: String(req.id) })},
+          from withdraw_transition(${order.transactionId}, array['manual'], ${body.outcome}, 'operator', ${operator}, ${body.reason},
+                                   ${sql.jsonb({ resolvedVia: 'admin api', requestId: String(req.id), providerStatus: provider?.status ?? null, override: body.override ?? false })},
                                    ${body.outcome === 'failed' ? `operator: ${body.reason}` : null})`);
       if (transition.outcome === 'changed') {
         await recordAudit(tx, { operator, action: 'withdraw.resolve', subject: `order:${orderId}`,
-          details: { outcome: body.outcome, reason: body.reason, transactionId }, requestId: String(req.id) });
+          details: { outcome: body.outcome, reason: body.reason, transactionId: order.transactionId, providerStatus: provider?.status ?? null, override: body.override ?? false },
+          requestId: String(req.id) });
       }
       // "already resolved" only for an order that left manual with this outcome; one that reached
       // it by itself was never up for resolution (contract: only from manual)
       const wasManual = transition.outcome !== 'unchanged' || await tx.exists(sql.unsafe`
         select 1 from withdraw_status_history where order_id = ${orderId} and from_status = 'manual' and to_status = ${body.outcome}`);
-      return { transactionId, transition: wasManual ? transition : { ...transition, outcome: 'conflict' } };
+      return { transition: wasManual ? transition : { ...transition, outcome: 'conflict' } };
     });
-    res.locals.transactionId = result.transactionId;
+    res.locals.transactionId = order.transactionId;
     if (result.transition.outcome === 'conflict') {
       throw new ApiError('invalid_state', `only manual orders can be resolved; this one is ${result.transition.status}`);
     }
     res.status(200).json(okEnvelope(result.transition.outcome === 'changed' ? 'resolved' : 'already resolved', {
-      withdrawOrderId: orderId, transactionId: result.transactionId, status: result.transition.status, operator,
+      withdrawOrderId: orderId, transactionId: order.transactionId, status: result.transition.status, operator,
+      providerStatus: provider?.status ?? null,
     }));
   });
 

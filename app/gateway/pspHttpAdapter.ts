@@ -40,7 +40,7 @@ export function createPspHttpAdapter(settings: PspHttpSettings): PspAdapter {
     } catch {
       json = { unparsedBody: text.slice(0, 500) };
     }
-    return { status: response.statusCode, json };
+    return { status: response.statusCode, json: storable(json) as Record<string, unknown> };
   }
 
   return {
@@ -85,9 +85,20 @@ export function classifySubmit(status: number, body: Record<string, unknown>): S
   return { kind: 'unknown', httpStatus: status, reason: `HTTP ${status}`, detail: body };
 }
 
+/**
+ * What the provider sent is kept as evidence in jsonb, which refuses NUL and lone surrogates: one
+ * odd answer must not make a whole batch of answers unrecordable.
+ */
+export function storable(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return value.toWellFormed().replaceAll('\u0000', '\ufffd');
+  if (depth > 20 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => storable(v, depth + 1));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [storable(k, depth + 1) as string, storable(v, depth + 1)]));
+}
+
 function describeTransportError(error: unknown): string {
   const e = error as { name?: string; code?: string; message?: string };
-  return [e.name, e.code, e.message].filter(Boolean).join(': ').slice(0, 300) || 'transport error';
+  return (storable([e.name, e.code, e.message].filter(Boolean).join(': ').slice(0, 300)) as string) || 'transport error';
 }
 
 async function readBounded(body: AsyncIterable<Buffer | Uint8Array>): Promise<string> {

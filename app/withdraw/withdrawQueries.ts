@@ -38,6 +38,15 @@ export async function createWithdraw(db: CommonQueryMethods, p: CreateWithdrawPa
                            ${sql.json(p.responses as unknown as Parameters<typeof sql.json>[0])})`);
 }
 
+const StoredReplyRow = z.object({ requestHash: z.string(), status: z.number(), body: z.unknown() });
+
+/** The reply stored for (user, key), if any. */
+export async function findStoredReply(db: CommonQueryMethods, userId: string, idempotencyKey: string) {
+  return db.maybeOne(sql.type(StoredReplyRow)`
+    select request_hash as "requestHash", response_status as status, response_body as body
+      from idempotency_keys where user_id = ${userId} and idempotency_key = ${idempotencyKey}`);
+}
+
 export const OrderRow = z.object({
   orderId: z.string(),
   transactionId: z.string(),

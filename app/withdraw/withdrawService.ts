@@ -9,7 +9,7 @@ import { v7 as uuidv7 } from 'uuid';
 import type { AccountDirectory, AccountFacts } from '../balance/accountDirectory.ts';
 import { ApiError, errorEnvelope, okEnvelope } from '../http/apiErrors.ts';
 import { canonicalDecimal, describeAmountFailure, formatMinor, isCurrency, parseAmount, type Currency } from '../money/money.ts';
-import { createWithdraw, findOrder, type OrderRow, type StoredResponse } from './withdrawQueries.ts';
+import { createWithdraw, findOrder, findStoredReply, type OrderRow, type StoredResponse } from './withdrawQueries.ts';
 import type { WithdrawRequest } from './withdrawSchemas.ts';
 
 export type WithdrawReply = Readonly<{ status: number; body: unknown; replayed: boolean }>;
@@ -76,8 +76,19 @@ export function createWithdrawService(deps: {
       return { status: cached.status, body: cached.body, replayed: true };
     }
 
-    const account = await resolveAccount(userId, request);
-    const amountMinor = parseMinor(request.amount, account.currency);
+    let account: AccountFacts;
+    let amountMinor: bigint;
+    try {
+      account = await resolveAccount(userId, request);
+      amountMinor = parseMinor(request.amount, account.currency);
+    } catch (error) {
+      // What resolves the account can change after a key was used (a second account, a closed
+      // one): a key that already has a reply gets that reply, never a different answer.
+      const stored = error instanceof ApiError ? await findStoredReply(db, userId, idempotencyKey) : null;
+      if (!stored) throw error;
+      if (stored.requestHash !== hash) throw keyReused();
+      return { status: stored.status, body: stored.body, replayed: true };
+    }
     const currency = request.currency ?? account.currency;
     const orderId = uuidv7();
     const transactionId = uuidv7();

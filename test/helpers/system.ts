@@ -8,6 +8,7 @@ import { createPspSimulator, type Knobs } from '../../app/gateway/simulator/pspS
 import { createPspHttpAdapter } from '../../app/gateway/pspHttpAdapter.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../jobs/workerApp.ts';
 import { sql } from 'slonik';
+import { ephemeralPort } from '../../app/supervisor.ts';
 import { z } from 'zod';
 import { call, type JsonReply } from './http.ts';
 import { createTestDatabases, type TestDatabases } from './testDatabases.ts';
@@ -68,13 +69,26 @@ export async function startTestSystem(
 ): Promise<TestSystem> {
   const db = options.db ?? (await createTestDatabases());
   const env = { ...(options.worker ? FAST_ASYNC_ENV : {}), ...(options.env ?? {}) };
-  let config = testConfig(db, env);
-  const logger = createLogger({ level: config.logLevel, name: 'test-web' });
-  const web = await startWebProcess({ config, databases: db.databases, balanceUrl: db.balanceUrl, logger });
   let sim: ReturnType<typeof createPspSimulator> | null = null;
   let simUrl: string | null = null;
   let worker: WorkerProcess | null = null;
   const psps: Array<{ close: () => Promise<void> }> = [];
+  // with a provider, the web process knows it too (operators' resolutions ask it): the simulator
+  // starts first, calling back a port chosen for the web process
+  const webPort = options.worker ? await ephemeralPort() : 0;
+  if (options.worker) {
+    sim = createPspSimulator({
+      port: 0,
+      callbackUrl: `http://127.0.0.1:${webPort}/withdraw/notify`,
+      webhookSecret: TEST_SECRETS.PSP_WEBHOOK_SECRET,
+      knobs: options.knobs ?? {},
+      seed: options.seed ?? 1,
+    });
+    simUrl = (await sim.start()).url;
+  }
+  const config = testConfig(db, { ...env, PORT: String(webPort), ...(simUrl ? { PSP_BASE_URL: simUrl } : {}) });
+  const logger = createLogger({ level: config.logLevel, name: 'test-web' });
+  const web = await startWebProcess({ config, databases: db.databases, balanceUrl: db.balanceUrl, logger });
   const startWorker = async () => {
     if (!simUrl) throw new Error('start the system with { worker: true }');
     const psp = createPspHttpAdapter({ baseUrl: simUrl, ...config.gateway });
@@ -84,18 +98,7 @@ export async function startTestSystem(
       logger: createLogger({ level: config.logLevel, name: 'test-worker' }),
     });
   };
-  if (options.worker) {
-    sim = createPspSimulator({
-      port: 0,
-      callbackUrl: `${web.url}/withdraw/notify`,
-      webhookSecret: TEST_SECRETS.PSP_WEBHOOK_SECRET,
-      knobs: options.knobs ?? {},
-      seed: options.seed ?? 1,
-    });
-    simUrl = (await sim.start()).url;
-    config = testConfig(db, { ...env, PSP_BASE_URL: simUrl });
-    worker = await startWorker();
-  }
+  if (options.worker) worker = await startWorker();
   const OrderStatusRow = z.object({ id: z.string(), status: z.string() });
   async function waitForOrders(orderIds: readonly string[], statuses: readonly string[], timeoutMs = 20_000) {
     const deadline = Date.now() + timeoutMs;
