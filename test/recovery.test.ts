@@ -109,6 +109,11 @@ test.serial('when init orders lost their relay or their ledger job, then resumeS
     update outbox set relayed_at = now() where transaction_id = any(${sql.array(txs(lostRelay), 'uuid')}) and topic = 'withdraw.created'`);
   // as if the queued ledger__post job were lost: relayed properly, then the job deleted
   t.is(await balance.oneFirst(sql.type(z.object({ n: z.number() }))`select outbox_relay_balance(500) as n`), 3);
+  const queued = await balance.anyFirst(sql.type(z.object({ tx: z.string() }))`
+    select e ->> 'transactionId' as tx from graphile_worker._private_jobs j
+      join graphile_worker._private_tasks k on k.id = j.task_id, json_array_elements(j.payload -> 'events') e
+     where k.identifier = 'ledger__post'`);
+  t.deepEqual([...queued].sort(), txs(lostJob).sort(), 'the relayed batch carries exactly the other three');
   const deleted = await balance.anyFirst(sql.type(z.object({ id: z.bigint() }))`
     select id from graphile_worker.complete_jobs((select array_agg(id) from graphile_worker.jobs where task_identifier = 'ledger__post'))`);
   t.true(deleted.length >= 1);

@@ -1,7 +1,7 @@
 // What operators look at: outbox lag, the job queue (graphile-worker keeps no history, so state
 // is derived: running = locked, failed = attempts exhausted, retrying = attempts > 0), workers,
 // open orders, open breaks, the callback inbox.
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import type { Databases } from '../db/pools.ts';
 import { outboxLag } from '../outbox/relays.ts';

@@ -7,7 +7,6 @@ export const API_ERRORS = {
   unauthenticated: { status: 401, code: 40101 },
   forbidden: { status: 403, code: 40301 },
   not_found: { status: 404, code: 40401 },
-  method_not_allowed: { status: 405, code: 40501 },
   request_in_flight: { status: 409, code: 40901 },
   conflict: { status: 409, code: 40902 },
   payload_too_large: { status: 413, code: 41301 },
