@@ -8,8 +8,7 @@ const optionalUrl = z
   .url()
   .refine((value) => /^postgres(ql)?:\/\//.test(value), 'must be a postgres:// URL')
   .optional();
-const milliseconds = (min: number, max: number, fallback: number) =>
-  z.coerce.number().int().min(min).max(max).default(fallback);
+const milliseconds = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 const count = (min: number, max: number, fallback: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 
 /** The role the Ledger DB pool runs as (sql/ledger/0004_app_role.sql); LEDGER_DB_ROLE='' keeps the login user. */
@@ -89,7 +88,10 @@ const EnvSchema = z
 
     ADMIN_TOKENS: z
       .string()
-      .regex(/^[A-Za-z0-9_.-]{1,64}:[^,:\s]{16,}(,[A-Za-z0-9_.-]{1,64}:[^,:\s]{16,})*$/, 'must be name:token[,name:token...] with tokens of at least 16 characters')
+      .regex(
+        /^[A-Za-z0-9_.-]{1,64}:[^,:\s]{16,}(,[A-Za-z0-9_.-]{1,64}:[^,:\s]{16,})*$/,
+        'must be name:token[,name:token...] with tokens of at least 16 characters',
+      )
       .optional(),
   })
   .refine((env) => (env.BALANCE_DATABASE_URL === undefined) === (env.LEDGER_DATABASE_URL === undefined), {
@@ -192,7 +194,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('invalid configuration:\n  PSP_WEBHOOK_SECRET: every comma-separated secret must be at least 16 characters');
   }
   if (e.WORKER_TASK_TIMEOUT_MS >= e.WORKER_JOB_LOCK_MAX_MS) {
-    throw new ConfigError('invalid configuration:\n  WORKER_JOB_LOCK_MAX_MS: must be longer than WORKER_TASK_TIMEOUT_MS (a running task must never look wedged)');
+    throw new ConfigError(
+      'invalid configuration:\n  WORKER_JOB_LOCK_MAX_MS: must be longer than WORKER_TASK_TIMEOUT_MS (a running task must never look wedged)',
+    );
   }
   if (e.ADMIN_TOKENS?.split(',').some((pair) => pair.startsWith('admin:'))) {
     throw new ConfigError('invalid configuration:\n  ADMIN_TOKENS: the name "admin" is reserved for ADMIN_TOKEN');

@@ -25,7 +25,10 @@ export function createLogger(options: { level: string; name: string; destination
 function stringifyBigints(value: unknown, depth = 0): unknown {
   if (typeof value === 'bigint') return value.toString();
   if (depth > 4 || value === null || typeof value !== 'object' || value instanceof Error) return value;
-  if (Array.isArray(value)) return value.some((v) => typeof v === 'bigint' || (v && typeof v === 'object')) ? value.map((v) => stringifyBigints(v, depth + 1)) : value;
+  if (Array.isArray(value))
+    return value.some((v) => typeof v === 'bigint' || (v && typeof v === 'object'))
+      ? value.map((v) => stringifyBigints(v, depth + 1))
+      : value;
   let changed = false;
   const out: Record<string, unknown> = {};
   for (const [key, inner] of Object.entries(value)) {

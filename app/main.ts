@@ -21,7 +21,8 @@ async function seedDemoUser(urls: { balanceUrl: string; ledgerUrl: string }): Pr
   const databases = await createDatabases(urls, { poolSizeMax: 2, statementTimeoutMs: 10_000, applicationName: 'withdraw-main' });
   try {
     const existing = await listUserAccountFacts(databases.balance, DEMO_USER_ID);
-    const accountId = existing[0]?.accountId ?? (await insertAccount(databases.balance, { userId: DEMO_USER_ID, currency: 'USD' })).accountId;
+    const accountId =
+      existing[0]?.accountId ?? (await insertAccount(databases.balance, { userId: DEMO_USER_ID, currency: 'USD' })).accountId;
     await creditAccount(databases.balance, {
       transactionId: uuidv5(`demo-credit:${accountId}`, DEMO_NAMESPACE),
       accountId,
@@ -38,7 +39,18 @@ let system: Awaited<ReturnType<typeof launchSystem>> | null = null;
 
 async function main(): Promise<void> {
   system = await launchSystem({ config, logger, workers: 1 });
-  installShutdown(logger, () => [{ name: 'system', run: async () => { await system?.stop(); } }], 45_000);
+  installShutdown(
+    logger,
+    () => [
+      {
+        name: 'system',
+        run: async () => {
+          await system?.stop();
+        },
+      },
+    ],
+    45_000,
+  );
   const launched = system;
   const demoAccountId = config.nodeEnv === 'production' ? null : await seedDemoUser(launched.urls);
   await launched.waitForReady(READY_TIMEOUT_MS);

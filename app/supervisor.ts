@@ -120,14 +120,21 @@ export async function launchSystem(options: LaunchOptions): Promise<LaunchedSyst
   };
   const children: SupervisedChild[] = [];
   const make = (name: ChildName, script: string, env: NodeJS.ProcessEnv): SupervisedChild => ({
-    name, script, env, process: null, restarts: 0, autoRestart: options.autoRestart ?? true,
+    name,
+    script,
+    env,
+    process: null,
+    restarts: 0,
+    autoRestart: options.autoRestart ?? true,
   });
   let pspBaseUrl = config.psp.baseUrl;
   if (!pspBaseUrl) {
     const simPort = await choosePort('PSP_SIM_PORT', config.psp.simPort, logger);
     pspBaseUrl = `http://127.0.0.1:${simPort}`;
     const callbackUrl = process.env.PSP_CALLBACK_URL || `http://127.0.0.1:${webPort}/withdraw/notify`;
-    children.push(make('psp-sim', 'app/gateway/simulator/pspSimMain.ts', { ...shared, PSP_SIM_PORT: String(simPort), PSP_CALLBACK_URL: callbackUrl }));
+    children.push(
+      make('psp-sim', 'app/gateway/simulator/pspSimMain.ts', { ...shared, PSP_SIM_PORT: String(simPort), PSP_CALLBACK_URL: callbackUrl }),
+    );
   }
   const appEnv = { ...shared, PSP_BASE_URL: pspBaseUrl };
   children.push(make('web', 'app/web.ts', appEnv));

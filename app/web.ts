@@ -14,7 +14,12 @@ try {
   installShutdown(logger, () => [
     { name: 'http', run: () => web.close() },
     { name: 'databases', run: () => endDatabases(databases) },
-    { name: 'embedded postgres', run: async () => { await urls.cluster?.stop(); } },
+    {
+      name: 'embedded postgres',
+      run: async () => {
+        await urls.cluster?.stop();
+      },
+    },
   ]);
   logger.info({ url: web.url }, 'web listening');
 } catch (error) {

@@ -158,7 +158,11 @@ async function phaseEndToEnd(system: LaunchedSystem, users: Array<{ token: strin
     requestsDoneMs: Math.round(requestsDoneMs),
     firstRequestToLastFinalMs: Math.round(allFinalMs),
     withdrawalsPerSecond: Math.round((orderIds.length / allFinalMs) * 1000),
-    createdToFinalMs: { p50: Math.round(percentile(latencies, 50)), p99: Math.round(percentile(latencies, 99)), max: Math.round(latencies.at(-1) ?? NaN) },
+    createdToFinalMs: {
+      p50: Math.round(percentile(latencies, 50)),
+      p99: Math.round(percentile(latencies, 99)),
+      max: Math.round(latencies.at(-1) ?? NaN),
+    },
     statuses,
   };
 }
@@ -193,7 +197,11 @@ async function phaseBacklog(system: LaunchedSystem, users: Array<{ token: string
     system.start(name);
   }
   const drainMs = await waitForQuiet(client, 600_000);
-  return { orders: backlogCount, drainMs: Math.round(drainMs), withdrawalsPerSecond: Math.round((backlogCount / (performance.now() - t0)) * 1000) };
+  return {
+    orders: backlogCount,
+    drainMs: Math.round(drainMs),
+    withdrawalsPerSecond: Math.round((backlogCount / (performance.now() - t0)) * 1000),
+  };
 }
 
 async function main() {
@@ -225,7 +233,9 @@ async function main() {
     const hotPath = await phaseHotPath(system, users);
     log(`   ${Math.round(hotPath.requestsPerSecond)} req/s, p50 ${hotPath.latencyMs.p50} ms, p99 ${hotPath.latencyMs.p99} ms; draining`);
     if (workers === 0) {
-      process.stdout.write(`${JSON.stringify({ settings: { durationSeconds, connections, users: userCount, workers }, hotPath }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ settings: { durationSeconds, connections, users: userCount, workers }, hotPath }, null, 2)}\n`,
+      );
       return;
     }
     const drainMs = await waitForQuiet(client, 600_000);

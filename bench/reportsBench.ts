@@ -87,19 +87,32 @@ async function bulkSession(url: string): Promise<pg.Client> {
 async function loadBalance(url: string, anchor: string): Promise<void> {
   const client = await bulkSession(url);
   try {
-    await step(client, 'accounts', `
+    await step(
+      client,
+      'accounts',
+      `
       insert into accounts (id, user_id, currency, created_at)
       select md5('acct' || a)::uuid, 'bench-' || a, (array['USD', 'EUR', 'GBP', 'JPY'])[1 + a % 4], $1::timestamptz - interval '120 days'
-        from generate_series(0, $2::int - 1) a`, [anchor, ACCOUNTS]);
-    await step(client, 'withdraw_orders', `
+        from generate_series(0, $2::int - 1) a`,
+      [anchor, ACCOUNTS],
+    );
+    await step(
+      client,
+      'withdraw_orders',
+      `
       insert into withdraw_orders (id, transaction_id, user_id, account_id, to_account_id, amount_minor, currency, status,
                                    failure_reason, created_at, updated_at)
       select o.order_id, o.transaction_id, 'bench-' || o.a, o.account_id, 'bank-' || o.a, o.amount_minor, o.currency, o.status,
              case when o.status = 'failed' then 'provider_rejected' end, o.created_at,
              case when o.status in ('success', 'failed') then o.created_at + interval '30 seconds' else o.created_at end
-        from (${ORDERS_SELECT}) o`, [anchor, ORDERS, ACCOUNTS]);
+        from (${ORDERS_SELECT}) o`,
+      [anchor, ORDERS, ACCOUNTS],
+    );
     // one deposit per account covering all its orders; I1 and I2 hold
-    await step(client, 'credits and balances', `
+    await step(
+      client,
+      'credits and balances',
+      `
       with sums as (
         select o.account_id, sum(o.amount_minor) + 1000000 as credited,
                coalesce(sum(o.amount_minor) filter (where o.status = 'success'), 0) as captured,
@@ -115,19 +128,31 @@ async function loadBalance(url: string, anchor: string): Promise<void> {
          set balance_minor = s.credited - s.captured, reserved_minor = s.reserved,
              available_minor = s.credited - s.captured - s.reserved
         from sums s
-       where a.id = s.account_id and s.account_id in (select account_id from credited)`, [anchor]);
-    await step(client, 'reconciliation_breaks', `
+       where a.id = s.account_id and s.account_id in (select account_id from credited)`,
+      [anchor],
+    );
+    await step(
+      client,
+      'reconciliation_breaks',
+      `
       insert into reconciliation_breaks (category, subject, currency, expected, actual, first_seen_at, last_seen_at, resolved_at, resolution)
       select (array['callback_unknown_reference', 'callback_contradicts_final', 'balance_mismatch', 'ledger_mismatch'])[1 + i % 4],
              'bench:' || i, 'USD', 'x', 'y', $1::timestamptz - interval '30 days' * (i::float8 / $2::int), $1::timestamptz,
              case when i % 5 <> 0 then $1::timestamptz end, case when i % 5 <> 0 then 'fixed' end
-        from generate_series(1, $2::int) i`, [anchor, BREAKS]);
-    await step(client, 'outbox', `
+        from generate_series(1, $2::int) i`,
+      [anchor, BREAKS],
+    );
+    await step(
+      client,
+      'outbox',
+      `
       insert into outbox (topic, transaction_id, payload, created_at, relayed_at)
       select 'withdraw.success', md5('tx' || g)::uuid, jsonb_build_object('n', g),
              $1::timestamptz - interval '72 hours' * (1 - g::float8 / 100500),
              case when g <= 100000 then $1::timestamptz - interval '72 hours' * (1 - g::float8 / 100500) + interval '1 second' end
-        from generate_series(1, 100500) g`, [anchor]);
+        from generate_series(1, 100500) g`,
+      [anchor],
+    );
   } finally {
     await client.end();
   }
@@ -139,7 +164,10 @@ async function loadLedger(url: string, anchor: string): Promise<void> {
   const platform = (kindIndex: number) => `$1::int + 1 + (j.a % 4) * 3 + ${kindIndex}`;
   try {
     await step(client, 'staging orders', `create unlogged table bench_orders as ${ORDERS_SELECT}`, [anchor, ORDERS, ACCOUNTS]);
-    await step(client, 'ledger_accounts', `
+    await step(
+      client,
+      'ledger_accounts',
+      `
       insert into ledger_accounts (id, code, kind, currency, external_id, created_at) overriding system value
       select a + 1, 'wallet:' || md5('acct' || a)::uuid, 'user_wallet', (array['USD', 'EUR', 'GBP', 'JPY'])[1 + a % 4],
              md5('acct' || a)::uuid, $1::timestamptz - interval '120 days'
@@ -149,8 +177,13 @@ async function loadLedger(url: string, anchor: string): Promise<void> {
         from generate_series(0, 3) c
        cross join lateral (select (array['USD', 'EUR', 'GBP', 'JPY'])[1 + c] as code) cur
        cross join (values (0, 'in_transit:', 'withdrawals_in_transit'), (1, 'provider_clearing:', 'provider_clearing'),
-                          (2, 'funding:', 'funding')) as p(k, prefix, kind)`, [anchor, ACCOUNTS]);
-    await step(client, 'staging journals', `
+                          (2, 'funding:', 'funding')) as p(k, prefix, kind)`,
+      [anchor, ACCOUNTS],
+    );
+    await step(
+      client,
+      'staging journals',
+      `
       create unlogged table bench_journals as
       select d.a + 1 as id, md5('deposit' || md5('acct' || d.a)::uuid::text)::uuid as transaction_id, 'deposit'::text as kind,
              d.a, d.credited as amount, $1::timestamptz - interval '100 days' as at, 'bench-credit:' || d.a as source
@@ -162,20 +195,34 @@ async function loadLedger(url: string, anchor: string): Promise<void> {
       union all
       select $2::int + 2 * o.g, o.transaction_id, case when o.status = 'success' then 'settle' else 'reverse' end, o.a,
              o.amount_minor, o.created_at + interval '30 seconds', 'balance-outbox:' || (3 * o.g + 1)
-        from bench_orders o where o.status in ('success', 'failed')`, [anchor, ACCOUNTS]);
-    await step(client, 'journal_transactions', `
+        from bench_orders o where o.status in ('success', 'failed')`,
+      [anchor, ACCOUNTS],
+    );
+    await step(
+      client,
+      'journal_transactions',
+      `
       insert into journal_transactions (id, transaction_id, kind, source, created_at) overriding system value
-      select id, transaction_id, kind, source, at from bench_journals order by at, id`);
+      select id, transaction_id, kind, source, at from bench_journals order by at, id`,
+    );
     // debit first, then credit, as ledger_post_journal appends them
-    await step(client, 'staging postings', `
+    await step(
+      client,
+      'staging postings',
+      `
       create unlogged table bench_postings as
       select j.id as journal_id, x.side, x.account_id, x.amount, (array['USD', 'EUR', 'GBP', 'JPY'])[1 + j.a % 4] as currency, j.at
         from bench_journals j
        cross join lateral (values
          (0, case j.kind when 'deposit' then ${platform(2)} when 'hold' then j.a + 1 else ${platform(0)} end, j.amount),
          (1, case j.kind when 'deposit' then j.a + 1 when 'hold' then ${platform(0)} when 'settle' then ${platform(1)} else j.a + 1 end,
-          -j.amount)) as x(side, account_id, amount)`, [ACCOUNTS]);
-    await step(client, 'entries', `
+          -j.amount)) as x(side, account_id, amount)`,
+      [ACCOUNTS],
+    );
+    await step(
+      client,
+      'entries',
+      `
       insert into entries (journal_id, ledger_account_id, amount_minor, currency, account_sequence, previous_balance_minor,
                            current_balance_minor, previous_hash, hash, created_at)
       select p.journal_id, p.account_id, p.amount, p.currency, p.seq, p.running - p.amount, p.running,
@@ -183,21 +230,35 @@ async function loadLedger(url: string, anchor: string): Promise<void> {
              sha256(int8send(p.account_id) || int8send(p.seq)), p.at
         from (select b.*, row_number() over w as seq, sum(b.amount) over w as running
                 from bench_postings b window w as (partition by b.account_id order by b.at, b.journal_id)) p
-       order by p.at, p.journal_id, p.side`);
-    await step(client, 'account balances', `
+       order by p.at, p.journal_id, p.side`,
+    );
+    await step(
+      client,
+      'account balances',
+      `
       update ledger_accounts a set balance_minor = s.balance, entry_count = s.n
         from (select ledger_account_id, sum(amount_minor) as balance, count(*) as n from entries group by 1) s
-       where a.id = s.ledger_account_id`);
-    await step(client, 'outbox', `
+       where a.id = s.ledger_account_id`,
+    );
+    await step(
+      client,
+      'outbox',
+      `
       insert into outbox (topic, transaction_id, payload, created_at, relayed_at)
       select 'ledger.held', md5('tx' || g)::uuid, jsonb_build_object('n', g),
              $1::timestamptz - interval '72 hours' * (1 - g::float8 / 50100),
              case when g <= 50000 then $1::timestamptz - interval '72 hours' * (1 - g::float8 / 50100) + interval '1 second' end
-        from generate_series(1, 50100) g`, [anchor]);
-    await step(client, 'identity sequences', `
+        from generate_series(1, 50100) g`,
+      [anchor],
+    );
+    await step(
+      client,
+      'identity sequences',
+      `
       select setval(pg_get_serial_sequence(t, 'id'), m)
         from (values ('ledger_accounts', (select max(id) from ledger_accounts)), ('journal_transactions', (select max(id) from journal_transactions)),
-                     ('entries', (select max(id) from entries))) as v(t, m)`);
+                     ('entries', (select max(id) from entries))) as v(t, m)`,
+    );
     await client.query('drop table bench_orders, bench_journals, bench_postings');
   } finally {
     await client.end();
@@ -248,7 +309,9 @@ async function timeReports(databases: Databases, cases: readonly Case[]) {
       ms.push(Math.round(performance.now() - started));
       rows = result.rows.length;
     }
-    const params = Object.entries(item.input).map(([name, value]) => `--${name} ${value}`).join(' ');
+    const params = Object.entries(item.input)
+      .map(([name, value]) => `--${name} ${value}`)
+      .join(' ');
     results.push({ label: `${item.report} ${params}`.trim(), ms, rows, slow: Math.max(...ms) > SLOW_MS, item });
   }
   return results;
@@ -267,7 +330,9 @@ async function main() {
       port: await freePort(),
       persistent: false,
       durable: false,
-      log: (line) => { if (/FATAL|PANIC/.test(line)) log(`postgres: ${line}`); },
+      log: (line) => {
+        if (/FATAL|PANIC/.test(line)) log(`postgres: ${line}`);
+      },
     });
     const urls = { balanceUrl: cluster.url('reports_bench_balance'), ledgerUrl: cluster.url('reports_bench_ledger') };
     await ensureDatabase(cluster.url('postgres'), 'reports_bench_balance');
@@ -287,7 +352,12 @@ async function main() {
       ...(await sizes(urls.ledgerUrl, ['entries', 'journal_transactions', 'ledger_accounts'])),
     ];
 
-    databases = await createDatabases(urls, { poolSizeMax: 2, statementTimeoutMs: 600_000, applicationName: 'reports-bench', ledgerRole: null });
+    databases = await createDatabases(urls, {
+      poolSizeMax: 2,
+      statementTimeoutMs: 600_000,
+      applicationName: 'reports-bench',
+      ledgerRole: null,
+    });
     const days = (n: number) => new Date(Date.parse(anchor) - n * 86_400_000).toISOString();
     // every account has orders / accounts orders (g % accounts); bench-0's statement is as long as any
     const busyAccount = await databases.balance.oneFirst(sql.type(z.object({ id: z.string() }))`
@@ -306,7 +376,9 @@ async function main() {
     const timings = await timeReports(databases, cases);
 
     const out = (line = '') => process.stdout.write(`${line}\n`);
-    out(`reports bench: ${ORDERS} orders, ${ACCOUNTS} accounts; ${os.cpus().length} cpus, node ${process.version}; load ${Math.round(loadedMs / 1000)} s`);
+    out(
+      `reports bench: ${ORDERS} orders, ${ACCOUNTS} accounts; ${os.cpus().length} cpus, node ${process.version}; load ${Math.round(loadedMs / 1000)} s`,
+    );
     for (const line of tableSizes) out(`  ${line}`);
     out();
     const width = Math.max(...timings.map((t) => t.label.length));

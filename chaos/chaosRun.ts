@@ -98,7 +98,8 @@ async function seedUsers(system: LaunchedSystem, config: Config, count: number):
     const currency = CURRENCY_OF_USER(i);
     const account = await adminPost(system, config.auth.adminToken, '/admin/accounts', { userId, currency });
     await adminPost(system, config.auth.adminToken, `/admin/accounts/${account.accountId}/credits`, {
-      amount: FUNDING[currency], transactionId: uuidv4(),
+      amount: FUNDING[currency],
+      transactionId: uuidv4(),
     });
     users.push({ userId, currency, accountId: account.accountId!, token: await signUserToken(config.auth.jwtSecret, userId) });
   }
@@ -118,7 +119,10 @@ type FaultContext = {
 async function postCallback(system: LaunchedSystem, signature: string, body: string): Promise<number> {
   try {
     const response = await fetch(`${system.webUrl}/withdraw/notify`, {
-      method: 'POST', headers: { 'content-type': 'application/json', 'x-signature': signature }, body, signal: AbortSignal.timeout(5_000),
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-signature': signature },
+      body,
+      signal: AbortSignal.timeout(5_000),
     });
     await response.text();
     return response.status;
@@ -132,7 +136,13 @@ async function attack(ctx: FaultContext, fault: Fault): Promise<void> {
   if (references.length === 0) return;
   for (let i = 0; i < fault.target; i += 1) {
     const reference = references[between(ctx.random, 0, references.length - 1)]!;
-    const body = JSON.stringify({ eventId: `attack-${uuidv7()}`, reference, status: 'failed', failureCode: 'attacker', occurredAt: new Date().toISOString() });
+    const body = JSON.stringify({
+      eventId: `attack-${uuidv7()}`,
+      reference,
+      status: 'failed',
+      failureCode: 'attacker',
+      occurredAt: new Date().toISOString(),
+    });
     const now = Math.floor(Date.now() / 1000);
     if (fault.kind === 'attack_forged_callback') {
       // signed with a secret the attacker guessed
@@ -237,8 +247,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     PSP_BASE_URL: '',
   });
   const logger: Logger = createLogger({ level: 'error', name: 'chaos' }); // postgres restarts log FATALs by design
-  log(`chaos: seed ${options.seed}, ${options.orders} orders, ${options.durationSeconds} s of faults, ${options.workers} workers, ${schedule.length} faults scheduled`);
-  const system = await launchSystem({ config, logger, workers: options.workers, env: { ...CHAOS_ENV, PSP_SIM_SEED: String(options.seed) }, stdio: options.verbose ? 'inherit' : 'ignore' });
+  log(
+    `chaos: seed ${options.seed}, ${options.orders} orders, ${options.durationSeconds} s of faults, ${options.workers} workers, ${schedule.length} faults scheduled`,
+  );
+  const system = await launchSystem({
+    config,
+    logger,
+    workers: options.workers,
+    env: { ...CHAOS_ENV, PSP_SIM_SEED: String(options.seed) },
+    stdio: options.verbose ? 'inherit' : 'ignore',
+  });
   let databases: Databases | null = null;
   const timers = new Set<NodeJS.Timeout>();
   try {
@@ -250,8 +268,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const attacks: FaultContext['attacks'] = [];
     const references: string[] = [];
     const setKnobs = async (knobs: Record<string, number>) => {
-      await fetch(`${system.pspBaseUrl}/control`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(knobs) })
-        .then((r) => r.text()).catch(() => {});
+      await fetch(`${system.pspBaseUrl}/control`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(knobs),
+      })
+        .then((r) => r.text())
+        .catch(() => {});
     };
     const ctx: FaultContext = { system, config, random, attacks, knownReferences: () => references, setKnobs, timers };
     const injected: Record<string, number> = {};
@@ -270,9 +293,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
     })();
     const referenceTimer = setInterval(() => {
-      databases?.balance.anyFirst(sql.type(z.object({ transactionId: z.string() }))`
+      databases?.balance
+        .anyFirst(sql.type(z.object({ transactionId: z.string() }))`
         select transaction_id as "transactionId" from withdraw_orders order by created_at desc limit 500`)
-        .then((rows) => { references.splice(0, references.length, ...rows); })
+        .then((rows) => {
+          references.splice(0, references.length, ...rows);
+        })
         .catch(() => {});
     }, 2_000);
     const clientRun = runClients({
@@ -293,7 +319,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     // stop the faults: clear pending restarts, reset the provider, bring every process back up
     for (const timer of timers) clearTimeout(timer);
-    await setKnobs({ latencyMs: 0, rejectRate: 0, errorRate: 0, hangRate: 0, failAfterAcceptRate: 0, duplicateCallbackRate: 0, lateCallbackMs: 0, dropCallbackRate: 0, reverseAfterPaidRate: 0 });
+    await setKnobs({
+      latencyMs: 0,
+      rejectRate: 0,
+      errorRate: 0,
+      hangRate: 0,
+      failAfterAcceptRate: 0,
+      duplicateCallbackRate: 0,
+      lateCallbackMs: 0,
+      dropCallbackRate: 0,
+      reverseAfterPaidRate: 0,
+    });
     for (const child of system.children) {
       child.autoRestart = true;
       system.start(child.name);
@@ -301,9 +337,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const convergenceMs = await waitForConvergence(databases, options.convergenceTimeoutMs ?? 180_000);
     log(`chaos: ${convergenceMs === null ? 'did NOT converge' : `converged in ${convergenceMs} ms`}; reconciling and checking`);
     // the system's own reconciliation records what disagrees with the provider (reversed payouts)
-    const reconConfig = loadConfig({ ...process.env, ...CHAOS_ENV, RECONCILE_SETTLE_MS: '0', RECONCILE_PROVIDER_CHECKS_MAX: '1000000', BALANCE_DATABASE_URL: system.urls.balanceUrl, LEDGER_DATABASE_URL: system.urls.ledgerUrl });
+    const reconConfig = loadConfig({
+      ...process.env,
+      ...CHAOS_ENV,
+      RECONCILE_SETTLE_MS: '0',
+      RECONCILE_PROVIDER_CHECKS_MAX: '1000000',
+      BALANCE_DATABASE_URL: system.urls.balanceUrl,
+      LEDGER_DATABASE_URL: system.urls.ledgerUrl,
+    });
     const psp = createPspHttpAdapter({ baseUrl: system.pspBaseUrl, ...reconConfig.gateway });
-    const reconciliation = await runReconciliation({ databases, psp, config: reconConfig, logger, mode: 'full' }).finally(() => psp.close());
+    const reconciliation = await runReconciliation({ databases, psp, config: reconConfig, logger, mode: 'full' }).finally(() =>
+      psp.close(),
+    );
     const { violations, totals } = await runChecks({ databases, pspUrl: system.pspBaseUrl, keys, attacks });
     if (convergenceMs === null) violations.unshift({ check: 'I8', subject: 'system', detail: 'did not converge within the timeout' });
     return {

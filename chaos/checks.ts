@@ -12,7 +12,12 @@ export type Violation = Readonly<{ check: string; subject: string; detail: strin
 type ProviderStats = { executed: Record<string, number>; reversed: string[] };
 
 const OrderRow = z.object({
-  id: z.string(), transactionId: z.string(), status: z.string(), amountMinor: z.bigint(), currency: z.string(), userId: z.string(),
+  id: z.string(),
+  transactionId: z.string(),
+  status: z.string(),
+  amountMinor: z.bigint(),
+  currency: z.string(),
+  userId: z.string(),
   manualEvidence: z.boolean(),
 });
 
@@ -29,7 +34,7 @@ async function providerStatuses(pspUrl: string, references: readonly string[]): 
       const reference = references[next++]!;
       const response = await fetch(`${pspUrl}/payouts/${reference}`, { signal: AbortSignal.timeout(10_000) });
       const body = (await response.json()) as { status?: string };
-      statuses.set(reference, response.status === 404 ? 'not_found' : body.status ?? `http_${response.status}`);
+      statuses.set(reference, response.status === 404 ? 'not_found' : (body.status ?? `http_${response.status}`));
     }
   };
   await Promise.all(Array.from({ length: 32 }, work));
@@ -50,7 +55,9 @@ export async function runChecks(deps: {
   for (const v of await allInvariants(balance, ledger)) add(v.invariant, v.subject, `expected ${v.expected}, actual ${v.actual}`);
 
   // money conservation per currency: credits = balances + what left through success orders
-  const conservation = await balance.any(sql.type(z.object({ currency: z.string(), credits: z.bigint(), balances: z.bigint(), paidOut: z.bigint() }))`
+  const conservation = await balance.any(sql.type(
+    z.object({ currency: z.string(), credits: z.bigint(), balances: z.bigint(), paidOut: z.bigint() }),
+  )`
     select c.currency,
            coalesce((select sum(amount_minor) from credits where currency = c.currency), 0)::bigint as credits,
            coalesce((select sum(balance_minor) from accounts where currency = c.currency), 0)::bigint as balances,
@@ -73,7 +80,8 @@ export async function runChecks(deps: {
   for (const key of deps.keys) {
     if (key.orderIds.size > 1) add('I6', `key:${key.key}`, `one key produced orders ${[...key.orderIds].join(', ')}`);
     if (key.bodies.size > 1) add('I6', `key:${key.key}`, `one key got different replies: ${[...key.bodies].join(' | ')}`);
-    for (const orderId of key.orderIds) if (!byId.has(orderId)) add('accepted_has_order', `key:${key.key}`, `202 for ${orderId} but no such order`);
+    for (const orderId of key.orderIds)
+      if (!byId.has(orderId)) add('accepted_has_order', `key:${key.key}`, `202 for ${orderId} but no such order`);
   }
   const keyRows = await balance.any(sql.type(z.object({ orderId: z.string(), keys: z.number() }))`
     select order_id as "orderId", count(*)::int as keys from idempotency_keys where order_id is not null group by order_id having count(*) > 1`);
@@ -89,9 +97,14 @@ export async function runChecks(deps: {
     if (!byTx.has(reference)) add('I7', `reference:${reference}`, 'executed for an unknown reference');
   }
   const reversed = new Set(stats.reversed);
-  const provider = await providerStatuses(deps.pspUrl, orders.map((o) => o.transactionId));
-  const openBreaks = new Set(await balance.anyFirst(sql.type(z.object({ orderId: z.string() }))`
-    select order_id as "orderId" from reconciliation_breaks where resolved_at is null and order_id is not null`));
+  const provider = await providerStatuses(
+    deps.pspUrl,
+    orders.map((o) => o.transactionId),
+  );
+  const openBreaks = new Set(
+    await balance.anyFirst(sql.type(z.object({ orderId: z.string() }))`
+    select order_id as "orderId" from reconciliation_breaks where resolved_at is null and order_id is not null`),
+  );
   const byStatus: Record<string, number> = {};
   for (const order of orders) {
     byStatus[order.status] = (byStatus[order.status] ?? 0) + 1;
@@ -100,8 +113,12 @@ export async function runChecks(deps: {
     if (order.status === 'init' || order.status === 'processing') {
       add('I8', subject, `still ${order.status} after convergence (provider: ${truth})`);
     } else if (order.status === 'success' && truth !== 'paid' && !(reversed.has(order.transactionId) && openBreaks.has(order.id))) {
-      add('final_matches_provider', subject, `success but the provider says ${truth}` +
-        `${reversed.has(order.transactionId) ? ' (a reversal), and no open break records it' : ''}`);
+      add(
+        'final_matches_provider',
+        subject,
+        `success but the provider says ${truth}` +
+          `${reversed.has(order.transactionId) ? ' (a reversal), and no open break records it' : ''}`,
+      );
     } else if (order.status === 'failed' && truth === 'paid') {
       add('final_matches_provider', subject, 'failed (money released) but the provider paid it');
     } else if (order.status === 'manual' && !order.manualEvidence) {
@@ -110,29 +127,44 @@ export async function runChecks(deps: {
   }
 
   // nothing left behind
-  const leftovers = await balance.one(sql.type(z.object({ outbox: z.number(), inbox: z.number(), locked: z.number(), failedJobs: z.number() }))`
+  const leftovers = await balance.one(sql.type(
+    z.object({ outbox: z.number(), inbox: z.number(), locked: z.number(), failedJobs: z.number() }),
+  )`
     select (select count(*) from outbox where relayed_at is null)::int as outbox,
            (select count(*) from gateway_inbox where processed_at is null)::int as inbox,
            (select count(*) from graphile_worker.jobs where locked_at is not null)::int as locked,
            (select count(*) from graphile_worker.jobs
              where attempts >= max_attempts and task_identifier = 'ledger__post')::int as "failedJobs"`);
-  const ledgerOutbox = await ledger.oneFirst(sql.type(z.object({ n: z.number() }))`select count(*)::int as n from outbox where relayed_at is null`);
+  const ledgerOutbox = await ledger.oneFirst(
+    sql.type(z.object({ n: z.number() }))`select count(*)::int as n from outbox where relayed_at is null`,
+  );
   if (leftovers.outbox > 0) add('I8', 'balance-outbox', `${leftovers.outbox} rows not relayed`);
   if (ledgerOutbox > 0) add('I8', 'ledger-outbox', `${ledgerOutbox} rows not relayed`);
   if (leftovers.inbox > 0) add('I8', 'gateway-inbox', `${leftovers.inbox} callbacks not applied`);
   if (leftovers.locked > 0) {
-    const locked = await balance.any(sql.type(z.object({ task: z.string(), lockedBy: z.string().nullable(), lockedAt: z.number().nullable(), beat: z.number().nullable() }))`
+    const locked = await balance.any(sql.type(
+      z.object({ task: z.string(), lockedBy: z.string().nullable(), lockedAt: z.number().nullable(), beat: z.number().nullable() }),
+    )`
       select j.task_identifier as task, j.locked_by as "lockedBy", j.locked_at as "lockedAt",
              (select h.last_seen_at from worker_heartbeats h where h.worker_id = j.locked_by) as beat
         from graphile_worker.jobs j where j.locked_at is not null limit 5`);
-    add('I8', 'jobs', `${leftovers.locked} jobs still locked: ${locked.map((l) =>
-      `${l.task} by ${l.lockedBy} since ${l.lockedAt ? new Date(l.lockedAt).toISOString() : '?'} (heartbeat ${l.beat ? new Date(l.beat).toISOString() : 'none'})`).join('; ')}`);
+    add(
+      'I8',
+      'jobs',
+      `${leftovers.locked} jobs still locked: ${locked
+        .map(
+          (l) =>
+            `${l.task} by ${l.lockedBy} since ${l.lockedAt ? new Date(l.lockedAt).toISOString() : '?'} (heartbeat ${l.beat ? new Date(l.beat).toISOString() : 'none'})`,
+        )
+        .join('; ')}`,
+    );
   }
   // a ledger posting that gave up would leave the books behind the balances
   if (leftovers.failedJobs > 0) add('I8', 'jobs', `${leftovers.failedJobs} ledger__post jobs failed permanently`);
 
   for (const attack of deps.attacks) {
-    if (attack.gotStatus !== attack.expectedStatus) add('attack', attack.kind, `expected HTTP ${attack.expectedStatus}, got ${attack.gotStatus}`);
+    if (attack.gotStatus !== attack.expectedStatus)
+      add('attack', attack.kind, `expected HTTP ${attack.expectedStatus}, got ${attack.gotStatus}`);
   }
 
   return {
@@ -143,7 +175,12 @@ export async function runChecks(deps: {
       executedPayouts: Object.keys(stats.executed).length,
       reversedByProvider: reversed.size,
       openBreaks: openBreaks.size,
-      conservation: conservation.map((c) => ({ currency: c.currency, credits: c.credits.toString(), balances: c.balances.toString(), paidOut: c.paidOut.toString() })),
+      conservation: conservation.map((c) => ({
+        currency: c.currency,
+        credits: c.credits.toString(),
+        balances: c.balances.toString(),
+        paidOut: c.paidOut.toString(),
+      })),
     },
   };
 }

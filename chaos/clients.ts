@@ -108,7 +108,17 @@ async function poll(settings: ClientSettings, user: ChaosUser, orderId: string):
 
 /** Runs the clients until `orders` keys were issued and each finished (answered or abandoned). */
 export async function runClients(settings: ClientSettings): Promise<{ keys: KeyRecord[]; stats: ClientStats }> {
-  const stats: ClientStats = { requests: 0, accepted: 0, replayed: 0, rejected: {}, retries: 0, noAnswer: 0, abandoned: 0, duplicates: 0, polls: 0 };
+  const stats: ClientStats = {
+    requests: 0,
+    accepted: 0,
+    replayed: 0,
+    rejected: {},
+    retries: 0,
+    noAnswer: 0,
+    abandoned: 0,
+    duplicates: 0,
+    polls: 0,
+  };
   const keys: KeyRecord[] = [];
   const started = Date.now();
   let issued = 0;
@@ -135,7 +145,11 @@ export async function runClients(settings: ClientSettings): Promise<{ keys: KeyR
     } else {
       record(stats, entry, await send(settings, user, entry.key, entry.body));
     }
-    for (let attempt = 1; attempt <= settings.retriesMax && retryable(entry.statuses.at(-1) ?? 0) && !entry.statuses.some((s) => s === 202 || s === 422); attempt += 1) {
+    for (
+      let attempt = 1;
+      attempt <= settings.retriesMax && retryable(entry.statuses.at(-1) ?? 0) && !entry.statuses.some((s) => s === 202 || s === 422);
+      attempt += 1
+    ) {
       stats.retries += 1;
       await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 3_000)));
       record(stats, entry, await send(settings, user, entry.key, entry.body));

@@ -17,7 +17,12 @@ try {
   const { urls, databases } = await openDatabases(config, logger, 'worker');
   const psp = createPspHttpAdapter({ baseUrl: config.psp.baseUrl, ...config.gateway });
   const worker = await startWorkerProcess({
-    config, databases, balanceUrl: urls.balanceUrl, ledgerUrl: urls.ledgerUrl, psp, logger,
+    config,
+    databases,
+    balanceUrl: urls.balanceUrl,
+    ledgerUrl: urls.ledgerUrl,
+    psp,
+    logger,
     onRunnerLost: (error) => {
       // jobs it held stay locked until the watchdog of another (or the restarted) worker frees them
       logger.fatal({ err: error }, 'job runner lost; exiting so that the process is restarted');
@@ -30,7 +35,12 @@ try {
       { name: 'worker', run: () => worker.stop() },
       { name: 'psp', run: () => psp.close() },
       { name: 'databases', run: () => endDatabases(databases) },
-      { name: 'embedded postgres', run: async () => { await urls.cluster?.stop(); } },
+      {
+        name: 'embedded postgres',
+        run: async () => {
+          await urls.cluster?.stop();
+        },
+      },
     ],
     config.worker.shutdownGraceMs + 5_000,
   );

@@ -61,11 +61,7 @@ export async function startWorkerProcess(deps: {
   const settings = config.worker;
 
   const drainers: Drainers = {
-    balanceOutbox: createDrainer(
-      { name: 'balance-outbox' },
-      balanceOutboxRelay(databases.balance, settings.relayBatchSizeMax),
-      logger,
-    ),
+    balanceOutbox: createDrainer({ name: 'balance-outbox' }, balanceOutboxRelay(databases.balance, settings.relayBatchSizeMax), logger),
     ledgerOutbox: createDrainer(
       { name: 'ledger-outbox' },
       ledgerOutboxRelay({
@@ -123,8 +119,12 @@ export async function startWorkerProcess(deps: {
 
   let stopping: Promise<void> | null = null;
   runner.promise.then(
-    () => { if (!stopping) deps.onRunnerLost?.(new Error('the graphile-worker runner stopped by itself')); },
-    (error: unknown) => { if (!stopping) deps.onRunnerLost?.(error); },
+    () => {
+      if (!stopping) deps.onRunnerLost?.(new Error('the graphile-worker runner stopped by itself'));
+    },
+    (error: unknown) => {
+      if (!stopping) deps.onRunnerLost?.(error);
+    },
   );
 
   const heartbeat = async () => {
@@ -138,7 +138,8 @@ export async function startWorkerProcess(deps: {
     const wedged = await databases.balance.oneFirst(sql.type(z.object({ n: z.number() }))`
       select count(*)::int as n from graphile_worker.jobs
        where locked_by = ${workerId} and locked_at < now() - make_interval(secs => ${settings.jobLockMaxMs / 1000})`);
-    if (wedged > 0 && !stopping) deps.onRunnerLost?.(new Error(`${wedged} jobs locked by this worker for longer than WORKER_JOB_LOCK_MAX_MS`));
+    if (wedged > 0 && !stopping)
+      deps.onRunnerLost?.(new Error(`${wedged} jobs locked by this worker for longer than WORKER_JOB_LOCK_MAX_MS`));
   };
   await heartbeat().catch((error: unknown) => logger.warn({ err: error }, 'heartbeat failed'));
   const heartbeatTimer = setInterval(() => {
@@ -162,25 +163,30 @@ export async function startWorkerProcess(deps: {
   // The watchdog runs on a timer in every worker, outside the job queue it watches: a wedged
   // queue must not be able to stop it. It frees the jobs of workers that stopped beating, and,
   // a little later than a live worker would notice it itself, jobs locked for too long.
-  const watchdogTimer = setInterval(() => {
-    void (async () => {
-      const dead = await unlockStaleWorkers(databases, settings.staleAfterMs);
-      const overdue = await unlockOverdueJobs(databases, settings.jobLockMaxMs + 2 * settings.heartbeatIntervalMs + 5_000);
-      if (dead.length + overdue.length > 0) logger.warn({ deadWorkers: dead, overdueJobs: overdue.length }, 'watchdog released jobs');
-    })().catch((error: unknown) => logger.warn({ err: error }, 'watchdog failed'));
-  }, Math.max(1_000, settings.heartbeatIntervalMs * 2));
+  const watchdogTimer = setInterval(
+    () => {
+      void (async () => {
+        const dead = await unlockStaleWorkers(databases, settings.staleAfterMs);
+        const overdue = await unlockOverdueJobs(databases, settings.jobLockMaxMs + 2 * settings.heartbeatIntervalMs + 5_000);
+        if (dead.length + overdue.length > 0) logger.warn({ deadWorkers: dead, overdueJobs: overdue.length }, 'watchdog released jobs');
+      })().catch((error: unknown) => logger.warn({ err: error }, 'watchdog failed'));
+    },
+    Math.max(1_000, settings.heartbeatIntervalMs * 2),
+  );
 
   // NOTIFY is best effort; a poll bounds how long a lost notification can delay anything
   const pollTimer = setInterval(wakeAll, settings.relayPollIntervalMs);
   // recovery more often than the once-a-minute cron, when configured so
-  const recoveryTimer = config.recovery.intervalMs < 60_000
-    ? setInterval(() => {
-        for (const task of ['recovery__stale_init', 'recovery__stale_processing']) {
-          runner.addJob(task, {}, { jobKey: `timer_${task}`, jobKeyMode: 'preserve_run_at', maxAttempts: 1 })
-            .catch((error: unknown) => logger.warn({ err: error, task }, 'could not enqueue recovery'));
-        }
-      }, config.recovery.intervalMs)
-    : null;
+  const recoveryTimer =
+    config.recovery.intervalMs < 60_000
+      ? setInterval(() => {
+          for (const task of ['recovery__stale_init', 'recovery__stale_processing']) {
+            runner
+              .addJob(task, {}, { jobKey: `timer_${task}`, jobKeyMode: 'preserve_run_at', maxAttempts: 1 })
+              .catch((error: unknown) => logger.warn({ err: error, task }, 'could not enqueue recovery'));
+          }
+        }, config.recovery.intervalMs)
+      : null;
   wakeAll();
 
   return {
@@ -196,9 +202,7 @@ export async function startWorkerProcess(deps: {
         await runner.stop();
         await Promise.allSettled(Object.values(drainers).map((drainer) => drainer.stop()));
         if (workerId) {
-          await databases.balance
-            .query(sql.unsafe`delete from worker_heartbeats where worker_id = ${workerId}`)
-            .catch(() => {});
+          await databases.balance.query(sql.unsafe`delete from worker_heartbeats where worker_id = ${workerId}`).catch(() => {});
         }
       })();
       return stopping;

@@ -44,16 +44,28 @@ export async function balanceInvariants(balance: DatabasePool): Promise<Invarian
   for (const r of rows) {
     const subject = `account:${r.accountId}`;
     if (r.balanceMinor !== r.availableMinor + r.reservedMinor || r.availableMinor < 0n || r.reservedMinor < 0n) {
-      violations.push({ invariant: 'I1', subject, expected: 'balance = available + reserved, both >= 0',
-        actual: `balance ${r.balanceMinor}, available ${r.availableMinor}, reserved ${r.reservedMinor}` });
+      violations.push({
+        invariant: 'I1',
+        subject,
+        expected: 'balance = available + reserved, both >= 0',
+        actual: `balance ${r.balanceMinor}, available ${r.availableMinor}, reserved ${r.reservedMinor}`,
+      });
     }
     if (r.reservedMinor !== r.openOrdersMinor || r.reservedMinor !== r.heldReservationsMinor) {
-      violations.push({ invariant: 'I2', subject, expected: `reserved ${r.reservedMinor}`,
-        actual: `open orders ${r.openOrdersMinor}, held reservations ${r.heldReservationsMinor}` });
+      violations.push({
+        invariant: 'I2',
+        subject,
+        expected: `reserved ${r.reservedMinor}`,
+        actual: `open orders ${r.openOrdersMinor}, held reservations ${r.heldReservationsMinor}`,
+      });
     }
     if (r.balanceMinor !== r.creditsMinor - r.successMinor) {
-      violations.push({ invariant: 'I3', subject, expected: `credits ${r.creditsMinor} - success ${r.successMinor}`,
-        actual: `balance ${r.balanceMinor}` });
+      violations.push({
+        invariant: 'I3',
+        subject,
+        expected: `credits ${r.creditsMinor} - success ${r.successMinor}`,
+        actual: `balance ${r.balanceMinor}`,
+      });
     }
   }
   return violations;
@@ -61,8 +73,13 @@ export async function balanceInvariants(balance: DatabasePool): Promise<Invarian
 
 const UnbalancedRow = z.object({ journalId: z.bigint(), currency: z.string(), total: z.bigint() });
 const LedgerAccountRow = z.object({
-  id: z.bigint(), code: z.string(), kind: z.string(), currency: z.string(), externalId: z.string().nullable(),
-  balanceMinor: z.bigint(), entriesMinor: z.bigint(),
+  id: z.bigint(),
+  code: z.string(),
+  kind: z.string(),
+  currency: z.string(),
+  externalId: z.string().nullable(),
+  balanceMinor: z.bigint(),
+  entriesMinor: z.bigint(),
 });
 
 export async function ledgerInvariants(ledger: DatabasePool): Promise<InvariantViolation[]> {
@@ -75,8 +92,12 @@ export async function ledgerInvariants(ledger: DatabasePool): Promise<InvariantV
   }
   for (const a of await ledgerAccounts(ledger)) {
     if (a.balanceMinor !== a.entriesMinor) {
-      violations.push({ invariant: 'I4', subject: `ledger-account:${a.code}`, expected: `sum of entries ${a.entriesMinor}`,
-        actual: `balance ${a.balanceMinor}` });
+      violations.push({
+        invariant: 'I4',
+        subject: `ledger-account:${a.code}`,
+        expected: `sum of entries ${a.entriesMinor}`,
+        actual: `balance ${a.balanceMinor}`,
+      });
     }
   }
   return violations;
@@ -104,23 +125,28 @@ export async function crossDatabaseInvariants(balance: DatabasePool, ledger: Dat
     reservedByCurrency.set(a.currency, (reservedByCurrency.get(a.currency) ?? 0n) + a.reservedMinor);
     const walletNormal = -(wallets.get(a.accountId)?.balanceMinor ?? 0n);
     if (walletNormal !== a.availableMinor) {
-      violations.push({ invariant: 'I5', subject: `account:${a.accountId}`,
-        expected: `ledger wallet = available ${a.availableMinor}`, actual: `ledger wallet ${walletNormal}` });
+      violations.push({
+        invariant: 'I5',
+        subject: `account:${a.accountId}`,
+        expected: `ledger wallet = available ${a.availableMinor}`,
+        actual: `ledger wallet ${walletNormal}`,
+      });
     }
   }
   for (const [currency, reserved] of reservedByCurrency) {
     const transit = -(inTransit.get(currency)?.balanceMinor ?? 0n);
     if (transit !== reserved) {
-      violations.push({ invariant: 'I5', subject: `in-transit:${currency}`, expected: `sum of reserved ${reserved}`, actual: `in transit ${transit}` });
+      violations.push({
+        invariant: 'I5',
+        subject: `in-transit:${currency}`,
+        expected: `sum of reserved ${reserved}`,
+        actual: `in transit ${transit}`,
+      });
     }
   }
   return violations;
 }
 
 export async function allInvariants(balance: DatabasePool, ledger: DatabasePool): Promise<InvariantViolation[]> {
-  return [
-    ...(await balanceInvariants(balance)),
-    ...(await ledgerInvariants(ledger)),
-    ...(await crossDatabaseInvariants(balance, ledger)),
-  ];
+  return [...(await balanceInvariants(balance)), ...(await ledgerInvariants(ledger)), ...(await crossDatabaseInvariants(balance, ledger))];
 }

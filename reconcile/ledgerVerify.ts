@@ -91,13 +91,24 @@ const JournalRow = z.object({ id: z.bigint() });
 const JournalEntryRow = z.object({ journalId: z.bigint(), currency: z.string(), amountMinor: z.bigint() });
 
 /** The hash input of sql/ledger/0002_ledger_post.sql, reproduced without the database's help. */
-export function ledgerEntryHash(entry: Omit<EntryRow, 'id' | 'hash' | 'transactionId' | 'journalKind'> & {
-  transactionId: string;
-  journalKind: string;
-}): string {
+export function ledgerEntryHash(
+  entry: Omit<EntryRow, 'id' | 'hash' | 'transactionId' | 'journalKind'> & {
+    transactionId: string;
+    journalKind: string;
+  },
+): string {
   const input = [
-    entry.previousHash ?? '', entry.accountId, entry.sequence, entry.journalId, entry.transactionId, entry.journalKind,
-    entry.amountMinor, entry.currency, entry.previousBalanceMinor, entry.currentBalanceMinor, entry.createdAtUs,
+    entry.previousHash ?? '',
+    entry.accountId,
+    entry.sequence,
+    entry.journalId,
+    entry.transactionId,
+    entry.journalKind,
+    entry.amountMinor,
+    entry.currency,
+    entry.previousBalanceMinor,
+    entry.currentBalanceMinor,
+    entry.createdAtUs,
   ].join('|');
   return createHash('sha256').update(input, 'utf8').digest('hex');
 }
@@ -160,13 +171,23 @@ async function verifyChains(tx: DatabaseTransactionConnection, batchSizeMax: num
 
 class AccountChain {
   private last: EntryRow | null = null;
-  constructor(private readonly account: AccountRow, private readonly log: BreakLog) {}
+  constructor(
+    private readonly account: AccountRow,
+    private readonly log: BreakLog,
+  ) {}
 
   check(entry: EntryRow): void {
     const last = this.last;
     const report = (kind: LedgerBreakKind, expected: unknown, found: unknown) =>
-      this.log.add({ kind, accountCode: this.account.code, sequence: entry.sequence, entryId: entry.id, journalId: entry.journalId,
-        expected: show(expected), found: show(found) });
+      this.log.add({
+        kind,
+        accountCode: this.account.code,
+        sequence: entry.sequence,
+        entryId: entry.id,
+        journalId: entry.journalId,
+        expected: show(expected),
+        found: show(found),
+      });
     const expectedSequence = last ? last.sequence + 1n : 1n;
     if (entry.sequence !== expectedSequence) report('sequence', expectedSequence, entry.sequence);
     const expectedPrevious = last ? last.currentBalanceMinor : 0n;
@@ -190,8 +211,15 @@ class AccountChain {
   finish(): void {
     const { account, last } = this;
     const report = (kind: LedgerBreakKind, expected: unknown, found: unknown) =>
-      this.log.add({ kind, accountCode: account.code, sequence: last?.sequence ?? null, entryId: last?.id ?? null,
-        journalId: last?.journalId ?? null, expected: show(expected), found: show(found) });
+      this.log.add({
+        kind,
+        accountCode: account.code,
+        sequence: last?.sequence ?? null,
+        entryId: last?.id ?? null,
+        journalId: last?.journalId ?? null,
+        expected: show(expected),
+        found: show(found),
+      });
     const balance = last?.currentBalanceMinor ?? 0n;
     if (account.balanceMinor !== balance) report('account_balance', balance, account.balanceMinor);
     const count = last?.sequence ?? 0n;
@@ -202,8 +230,15 @@ class AccountChain {
 }
 
 function orphanEntry(entry: EntryRow, log: BreakLog): void {
-  log.add({ kind: 'account_missing', accountCode: null, sequence: entry.sequence, entryId: entry.id, journalId: entry.journalId,
-    expected: `ledger account ${entry.accountId}`, found: 'none' });
+  log.add({
+    kind: 'account_missing',
+    accountCode: null,
+    sequence: entry.sequence,
+    entryId: entry.id,
+    journalId: entry.journalId,
+    expected: `ledger account ${entry.accountId}`,
+    found: 'none',
+  });
 }
 
 async function verifyJournals(tx: DatabaseTransactionConnection, batchSizeMax: number, log: BreakLog): Promise<number> {
@@ -228,7 +263,8 @@ async function verifyJournals(tx: DatabaseTransactionConnection, batchSizeMax: n
         log.add({ kind, accountCode: null, sequence: null, entryId: null, journalId, expected, found });
       if (journal.count < 2) report('journal_entries_too_few', 'at least 2 entries', `${journal.count}`);
       const off = [...journal.sums].filter(([, sum]) => sum !== 0n).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      if (off.length > 0) report('journal_unbalanced', 'entries summing to 0 per currency', off.map(([c, sum]) => `${c} ${sum}`).join(', '));
+      if (off.length > 0)
+        report('journal_unbalanced', 'entries summing to 0 per currency', off.map(([c, sum]) => `${c} ${sum}`).join(', '));
     }
     journalsChecked += ids.length;
     if (ids.length < batchSizeMax) return journalsChecked;

@@ -56,7 +56,9 @@ function describeBreak(b: LedgerBreak): string {
     b.sequence !== null ? `sequence ${b.sequence}` : null,
     b.entryId !== null ? `entry ${b.entryId}` : null,
     b.journalId !== null ? `journal ${b.journalId}` : null,
-  ].filter(Boolean).join(', ');
+  ]
+    .filter(Boolean)
+    .join(', ');
   return `BREAK ${b.kind} (${where}): expected ${b.expected}, found ${b.found}`;
 }
 

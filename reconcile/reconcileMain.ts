@@ -11,7 +11,11 @@ import { runReconciliation } from './reconcileRun.ts';
 const { values } = parseArgs({ options: { full: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
 const config = loadConfigOrExit();
 // stdout is the report (and --json must parse): log lines go to stderr
-const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, name: 'reconcile', destination: process.stderr });
+const logger = createLogger({
+  level: config.logLevel === 'info' ? 'warn' : config.logLevel,
+  name: 'reconcile',
+  destination: process.stderr,
+});
 
 try {
   const urls = await resolveDatabaseUrls(config, (message) => logger.warn(message));

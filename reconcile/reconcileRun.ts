@@ -52,13 +52,25 @@ const WINDOW_OVERLAP_MS = 5 * 60_000;
 const PROVIDER_CHECK_CONCURRENCY = 16;
 
 const AccountRow = z.object({
-  accountId: z.string(), currency: z.string(), updatedAt: z.number(),
-  balanceMinor: z.bigint(), availableMinor: z.bigint(), reservedMinor: z.bigint(),
-  openOrdersMinor: z.bigint(), heldMinor: z.bigint(), creditsMinor: z.bigint(), successMinor: z.bigint(),
+  accountId: z.string(),
+  currency: z.string(),
+  updatedAt: z.number(),
+  balanceMinor: z.bigint(),
+  availableMinor: z.bigint(),
+  reservedMinor: z.bigint(),
+  openOrdersMinor: z.bigint(),
+  heldMinor: z.bigint(),
+  creditsMinor: z.bigint(),
+  successMinor: z.bigint(),
 });
 const OrderRow = z.object({
-  orderId: z.string(), transactionId: z.string(), accountId: z.string(), currency: z.string(),
-  amountMinor: z.bigint(), status: z.string(), updatedAt: z.number(),
+  orderId: z.string(),
+  transactionId: z.string(),
+  accountId: z.string(),
+  currency: z.string(),
+  amountMinor: z.bigint(),
+  status: z.string(),
+  updatedAt: z.number(),
 });
 const CreditRow = z.object({ transactionId: z.string(), accountId: z.string(), amountMinor: z.bigint(), currency: z.string() });
 const JournalRow = z.object({ transactionId: z.string(), kind: z.string(), walletAmountMinor: z.bigint().nullable() });
@@ -114,23 +126,39 @@ function balanceFindings(accounts: readonly z.infer<typeof AccountRow>[]): Findi
   for (const a of accounts) {
     const base = { subject: `account:${a.accountId}`, accountId: a.accountId, currency: a.currency };
     if (a.balanceMinor !== a.availableMinor + a.reservedMinor || a.availableMinor < 0n || a.reservedMinor < 0n) {
-      findings.push({ ...base, category: 'account_balance_split', expected: 'balance = available + reserved, both >= 0',
-        actual: `balance ${a.balanceMinor}, available ${a.availableMinor}, reserved ${a.reservedMinor}` });
+      findings.push({
+        ...base,
+        category: 'account_balance_split',
+        expected: 'balance = available + reserved, both >= 0',
+        actual: `balance ${a.balanceMinor}, available ${a.availableMinor}, reserved ${a.reservedMinor}`,
+      });
     }
     if (a.reservedMinor !== a.openOrdersMinor || a.reservedMinor !== a.heldMinor) {
-      findings.push({ ...base, category: 'account_reserved_mismatch', expected: `reserved ${a.reservedMinor}`,
-        actual: `open orders ${a.openOrdersMinor}, held reservations ${a.heldMinor}` });
+      findings.push({
+        ...base,
+        category: 'account_reserved_mismatch',
+        expected: `reserved ${a.reservedMinor}`,
+        actual: `open orders ${a.openOrdersMinor}, held reservations ${a.heldMinor}`,
+      });
     }
     if (a.balanceMinor !== a.creditsMinor - a.successMinor) {
-      findings.push({ ...base, category: 'account_balance_mismatch', expected: `credits ${a.creditsMinor} - success ${a.successMinor}`,
-        actual: `balance ${a.balanceMinor}` });
+      findings.push({
+        ...base,
+        category: 'account_balance_mismatch',
+        expected: `credits ${a.creditsMinor} - success ${a.successMinor}`,
+        actual: `balance ${a.balanceMinor}`,
+      });
     }
   }
   return findings;
 }
 
 const EXPECTED_KINDS: Readonly<Record<string, readonly string[]>> = {
-  init: ['hold'], processing: ['hold'], manual: ['hold'], success: ['hold', 'settle'], failed: ['hold', 'reverse'],
+  init: ['hold'],
+  processing: ['hold'],
+  manual: ['hold'],
+  success: ['hold', 'settle'],
+  failed: ['hold', 'reverse'],
 };
 
 async function ledgerJournals(ledger: DatabasePool, transactionIds: readonly string[]) {
@@ -150,45 +178,69 @@ async function ledgerJournals(ledger: DatabasePool, transactionIds: readonly str
   return byTx;
 }
 
-async function crossFindings(
-  databases: Databases,
-  snapshot: Awaited<ReturnType<typeof balanceSide>>,
-  window: Window,
-): Promise<Finding[]> {
+async function crossFindings(databases: Databases, snapshot: Awaited<ReturnType<typeof balanceSide>>, window: Window): Promise<Finding[]> {
   const findings: Finding[] = [];
   const settled = snapshot.orders.filter((o) => o.updatedAt <= window.until.getTime());
-  const journals = await ledgerJournals(databases.ledger, [...settled.map((o) => o.transactionId), ...snapshot.credits.map((c) => c.transactionId)]);
+  const journals = await ledgerJournals(databases.ledger, [
+    ...settled.map((o) => o.transactionId),
+    ...snapshot.credits.map((c) => c.transactionId),
+  ]);
   for (const order of settled) {
     const kinds = journals.get(order.transactionId) ?? new Map<string, bigint | null>();
     const expected = EXPECTED_KINDS[order.status] ?? [];
     const actual = [...kinds.keys()].sort();
     const amountsOk = [...kinds.values()].every((amount) => amount === order.amountMinor);
     if (expected.join(',') !== actual.join(',') || !amountsOk) {
-      findings.push({ category: 'ledger_journals_mismatch', subject: `order:${order.orderId}`, orderId: order.orderId,
-        accountId: order.accountId, transactionId: order.transactionId, currency: order.currency,
+      findings.push({
+        category: 'ledger_journals_mismatch',
+        subject: `order:${order.orderId}`,
+        orderId: order.orderId,
+        accountId: order.accountId,
+        transactionId: order.transactionId,
+        currency: order.currency,
         expected: `${expected.join('+')} of ${order.amountMinor} for a ${order.status} order`,
-        actual: actual.length === 0 ? 'no journals' : actual.map((k) => `${k} ${kinds.get(k)}`).join(', ') });
+        actual: actual.length === 0 ? 'no journals' : actual.map((k) => `${k} ${kinds.get(k)}`).join(', '),
+      });
     }
   }
   for (const credit of snapshot.credits) {
     const deposit = journals.get(credit.transactionId)?.get('deposit');
     if (deposit !== credit.amountMinor) {
-      findings.push({ category: 'ledger_deposit_missing', subject: `credit:${credit.transactionId}`, accountId: credit.accountId,
-        transactionId: credit.transactionId, currency: credit.currency, expected: `deposit of ${credit.amountMinor}`,
-        actual: deposit === undefined ? 'no deposit journal' : `deposit of ${deposit}` });
+      findings.push({
+        category: 'ledger_deposit_missing',
+        subject: `credit:${credit.transactionId}`,
+        accountId: credit.accountId,
+        transactionId: credit.transactionId,
+        currency: credit.currency,
+        expected: `deposit of ${credit.amountMinor}`,
+        actual: deposit === undefined ? 'no deposit journal' : `deposit of ${deposit}`,
+      });
     }
   }
   const atRest = snapshot.accounts.filter((a) => a.updatedAt <= window.until.getTime());
   for (let i = 0; i < atRest.length; i += 5_000) {
     const chunk = atRest.slice(i, i + 5_000);
-    const wallets = new Map((await databases.ledger.any(sql.type(WalletRow)`
+    const wallets = new Map(
+      (
+        await databases.ledger.any(sql.type(WalletRow)`
       select external_id as "externalId", balance_minor as "balanceMinor" from ledger_accounts
-       where kind = 'user_wallet' and external_id = any(${sql.array(chunk.map((a) => a.accountId), 'uuid')})`)).map((w) => [w.externalId, w.balanceMinor]));
+       where kind = 'user_wallet' and external_id = any(${sql.array(
+         chunk.map((a) => a.accountId),
+         'uuid',
+       )})`)
+      ).map((w) => [w.externalId, w.balanceMinor]),
+    );
     for (const a of chunk) {
       const walletNormal = -(wallets.get(a.accountId) ?? 0n);
       if (walletNormal !== a.availableMinor) {
-        findings.push({ category: 'wallet_mismatch', subject: `account:${a.accountId}`, accountId: a.accountId, currency: a.currency,
-          expected: `ledger wallet = available ${a.availableMinor}`, actual: `ledger wallet ${walletNormal}` });
+        findings.push({
+          category: 'wallet_mismatch',
+          subject: `account:${a.accountId}`,
+          accountId: a.accountId,
+          currency: a.currency,
+          expected: `ledger wallet = available ${a.availableMinor}`,
+          actual: `ledger wallet ${walletNormal}`,
+        });
       }
     }
   }
@@ -203,18 +255,34 @@ async function ledgerFindings(ledger: DatabasePool, window: Window): Promise<{ f
      where ${window.from === null ? sql.fragment`true` : sql.fragment`j.created_at > ${window.from.toISOString()}::timestamptz`}
      group by e.journal_id, e.currency having sum(e.amount_minor) <> 0`);
   for (const u of unbalanced) {
-    findings.push({ category: 'journal_unbalanced', subject: `journal:${u.journalId}`, currency: u.currency, expected: '0', actual: String(u.total) });
+    findings.push({
+      category: 'journal_unbalanced',
+      subject: `journal:${u.journalId}`,
+      currency: u.currency,
+      expected: '0',
+      actual: String(u.total),
+    });
   }
-  const projections = await ledger.any(sql.type(z.object({ code: z.string(), currency: z.string(), balanceMinor: z.bigint(), entriesMinor: z.bigint() }))`
+  const projections = await ledger.any(sql.type(
+    z.object({ code: z.string(), currency: z.string(), balanceMinor: z.bigint(), entriesMinor: z.bigint() }),
+  )`
     select la.code, la.currency, la.balance_minor as "balanceMinor",
            coalesce((select sum(e.amount_minor) from entries e where e.ledger_account_id = la.id), 0)::bigint as "entriesMinor"
       from ledger_accounts la
-     where ${window.from === null ? sql.fragment`true`
-       : sql.fragment`exists (select 1 from entries e where e.ledger_account_id = la.id and e.created_at > ${window.from.toISOString()}::timestamptz)`}`);
+     where ${
+       window.from === null
+         ? sql.fragment`true`
+         : sql.fragment`exists (select 1 from entries e where e.ledger_account_id = la.id and e.created_at > ${window.from.toISOString()}::timestamptz)`
+     }`);
   for (const p of projections) {
     if (p.balanceMinor !== p.entriesMinor) {
-      findings.push({ category: 'ledger_account_projection', subject: `ledger-account:${p.code}`, currency: p.currency,
-        expected: `sum of entries ${p.entriesMinor}`, actual: `balance ${p.balanceMinor}` });
+      findings.push({
+        category: 'ledger_account_projection',
+        subject: `ledger-account:${p.code}`,
+        currency: p.currency,
+        expected: `sum of entries ${p.entriesMinor}`,
+        actual: `balance ${p.balanceMinor}`,
+      });
     }
   }
   return { findings, checked: projections.map((p) => `ledger-account:${p.code}`) };
@@ -236,7 +304,9 @@ async function providerFindings(
   limit: number,
   full: boolean,
 ): Promise<{ findings: Finding[]; checked: string[]; cursor: ProviderCursor }> {
-  const previous: ProviderCursor = full ? null : await balance.maybeOne(sql.type(z.object({ at: z.string(), orderId: z.string() }))`
+  const previous: ProviderCursor = full
+    ? null
+    : await balance.maybeOne(sql.type(z.object({ at: z.string(), orderId: z.string() }))`
     select to_char(provider_checked_until at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at,
            provider_checked_until_order as "orderId"
       from reconciliation_runs where provider_checked_until is not null and error is null
@@ -247,8 +317,11 @@ async function providerFindings(
            to_char(o.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "updatedAtText"
       from withdraw_orders o
      where o.status in ('success', 'failed') and o.updated_at <= ${until.toISOString()}::timestamptz
-       and ${previous === null ? sql.fragment`true`
-         : sql.fragment`(o.updated_at, o.id) > (${previous.at}::timestamptz, ${previous.orderId}::uuid)`}
+       and ${
+         previous === null
+           ? sql.fragment`true`
+           : sql.fragment`(o.updated_at, o.id) > (${previous.at}::timestamptz, ${previous.orderId}::uuid)`
+       }
      order by o.updated_at, o.id limit ${limit}`);
   const findings: Finding[] = [];
   const answered = new Array<boolean>(orders.length).fill(false);
@@ -261,8 +334,14 @@ async function providerFindings(
       if (lookup.kind === 'unknown') continue; // nothing learned: this order is asked again next run
       answered[index] = true;
       const providerStatus = lookup.kind === 'found' ? lookup.status : 'not_found';
-      const base = { subject: `order:${order.orderId}`, orderId: order.orderId, accountId: order.accountId,
-        transactionId: order.transactionId, currency: order.currency, details: { providerStatus } };
+      const base = {
+        subject: `order:${order.orderId}`,
+        orderId: order.orderId,
+        accountId: order.accountId,
+        transactionId: order.transactionId,
+        currency: order.currency,
+        details: { providerStatus },
+      };
       if (order.status === 'success' && providerStatus !== 'paid') {
         findings.push({ ...base, category: 'provider_not_paid', expected: 'provider: paid', actual: `provider: ${providerStatus}` });
       } else if (order.status === 'failed' && providerStatus === 'paid') {
@@ -289,10 +368,18 @@ async function withoutMovedSubjects(
 ): Promise<Finding[]> {
   const accountIds = findings.filter((f) => f.category === 'wallet_mismatch').map((f) => f.accountId!);
   const orderIds = findings.filter((f) => f.category === 'ledger_journals_mismatch').map((f) => f.orderId!);
-  const accountsNow = new Map((await balance.any(sql.type(z.object({ id: z.string(), updatedAt: z.number() }))`
-    select id, updated_at as "updatedAt" from accounts where id = any(${sql.array(accountIds, 'uuid')})`)).map((a) => [a.id, a.updatedAt]));
-  const ordersNow = new Map((await balance.any(sql.type(z.object({ id: z.string(), status: z.string(), updatedAt: z.number() }))`
-    select id, status, updated_at as "updatedAt" from withdraw_orders where id = any(${sql.array(orderIds, 'uuid')})`)).map((o) => [o.id, o]));
+  const accountsNow = new Map(
+    (
+      await balance.any(sql.type(z.object({ id: z.string(), updatedAt: z.number() }))`
+    select id, updated_at as "updatedAt" from accounts where id = any(${sql.array(accountIds, 'uuid')})`)
+    ).map((a) => [a.id, a.updatedAt]),
+  );
+  const ordersNow = new Map(
+    (
+      await balance.any(sql.type(z.object({ id: z.string(), status: z.string(), updatedAt: z.number() }))`
+    select id, status, updated_at as "updatedAt" from withdraw_orders where id = any(${sql.array(orderIds, 'uuid')})`)
+    ).map((o) => [o.id, o]),
+  );
   const accountsThen = new Map(snapshot.accounts.map((a) => [a.accountId, a.updatedAt]));
   const ordersThen = new Map(snapshot.orders.map((o) => [o.orderId, o]));
   return findings.filter((f) => {
@@ -306,7 +393,12 @@ async function withoutMovedSubjects(
   });
 }
 
-async function recordFindings(balance: DatabasePool, runId: bigint, findings: readonly Finding[], checked: ReadonlyMap<RunCategory, readonly string[]>) {
+async function recordFindings(
+  balance: DatabasePool,
+  runId: bigint,
+  findings: readonly Finding[],
+  checked: ReadonlyMap<RunCategory, readonly string[]>,
+) {
   return balance.transaction(async (tx) => {
     for (const f of findings) {
       await tx.query(sql.unsafe`
@@ -374,15 +466,23 @@ export async function runReconciliation(deps: {
              provider_checked_until_order = ${provider.cursor?.orderId ?? null}::uuid
        where id = ${runId}`);
     const summary: RunSummary = {
-      runId: runId.toString(), mode: deps.mode, checkedFrom: window.from?.toISOString() ?? null, checkedUntil: window.until.toISOString(),
-      accountsChecked: snapshot.accounts.length, ordersChecked: snapshot.orders.length, providerChecked: provider.checked.length,
-      findings, breaksResolved,
+      runId: runId.toString(),
+      mode: deps.mode,
+      checkedFrom: window.from?.toISOString() ?? null,
+      checkedUntil: window.until.toISOString(),
+      accountsChecked: snapshot.accounts.length,
+      ordersChecked: snapshot.orders.length,
+      providerChecked: provider.checked.length,
+      findings,
+      breaksResolved,
     };
     if (findings.length > 0) deps.logger.warn({ runId: summary.runId, breaks: findings.length }, 'reconciliation found breaks');
     return summary;
   } catch (error) {
-    await balance.query(sql.unsafe`
-      update reconciliation_runs set finished_at = now(), error = ${String((error as Error).message).slice(0, 1000)} where id = ${runId}`).catch(() => {});
+    await balance
+      .query(sql.unsafe`
+      update reconciliation_runs set finished_at = now(), error = ${String((error as Error).message).slice(0, 1000)} where id = ${runId}`)
+      .catch(() => {});
     throw error;
   }
 }

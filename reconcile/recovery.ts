@@ -16,7 +16,10 @@ import type { Logger } from '../app/logger.ts';
 import { enqueueGatewaySubmits } from '../app/outbox/relays.ts';
 
 const StaleInitRow = z.object({
-  transactionId: z.string(), accountId: z.string(), amountMinor: z.bigint(), currency: z.string(),
+  transactionId: z.string(),
+  accountId: z.string(),
+  amountMinor: z.bigint(),
+  currency: z.string(),
 });
 
 /** Resumes stale init orders; returns how many were resumed. */
@@ -37,7 +40,12 @@ export async function resumeStaleInit(deps: { databases: Databases; config: Conf
     outboxId: index + 1,
     topic: 'withdraw.created',
     transactionId: order.transactionId,
-    payload: { transactionId: order.transactionId, accountId: order.accountId, amountMinor: order.amountMinor.toString(), currency: order.currency },
+    payload: {
+      transactionId: order.transactionId,
+      accountId: order.accountId,
+      amountMinor: order.amountMinor.toString(),
+      currency: order.currency,
+    },
   }));
   const posted = await postLedgerEvents(ledger, events, 'recovery');
   const journalByTx = new Map(posted.map((row) => [row.transactionId, row.journalId === null ? null : Number(row.journalId)]));
@@ -51,7 +59,10 @@ export async function resumeStaleInit(deps: { databases: Databases; config: Conf
 }
 
 const StaleProcessingRow = z.object({
-  transactionId: z.string(), status: z.enum(['processing', 'manual']), unknownQueries: z.number(), pendingQueries: z.number(),
+  transactionId: z.string(),
+  status: z.enum(['processing', 'manual']),
+  unknownQueries: z.number(),
+  pendingQueries: z.number(),
 });
 
 export type ProcessingRecovery = { queried: number; applied: number; pending: number; manual: number; unknown: number };

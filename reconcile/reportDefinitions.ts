@@ -176,7 +176,8 @@ export function splitParameters(name: string, text: string): { pieces: string[];
       i += 2; // a cast
     } else if (c === ':' && /[A-Za-z_]/.test(next ?? '')) {
       const word = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(i + 1))![0];
-      if (!isReportParamName(word)) fail(`unknown parameter :${word}; the parameters are ${REPORT_PARAM_NAMES.map((p) => `:${p}`).join(', ')}`);
+      if (!isReportParamName(word))
+        fail(`unknown parameter :${word}; the parameters are ${REPORT_PARAM_NAMES.map((p) => `:${p}`).join(', ')}`);
       pieces.push(text.slice(start, i));
       placeholders.push(word as ReportParamName);
       i += 1 + word.length;

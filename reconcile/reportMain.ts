@@ -119,7 +119,8 @@ async function main(argv: string[]): Promise<number> {
     const result = await runReport(request.name, request.input, databases);
     process.stdout.write(request.csv ? formatCsv(result) : formatTable(result));
     for (const { database, role } of result.ranAs) {
-      if (role === null) say(`note: role ${REPORTER_ROLE} is not available on the ${database} database; the report ran as the login user, read-only`);
+      if (role === null)
+        say(`note: role ${REPORTER_ROLE} is not available on the ${database} database; the report ran as the login user, read-only`);
     }
     return EXIT_OK;
   } catch (error) {

@@ -42,7 +42,9 @@ export type ReportValues = Partial<Record<ReportParamName, string | null>>;
 
 export type ReportOptions = Readonly<{ statementTimeoutMs?: number }>;
 
-export function listReports(): Array<Readonly<{ name: string; database: ReportDefinition['database']; description: string; parameters: ReportDefinition['parameters'] }>> {
+export function listReports(): Array<
+  Readonly<{ name: string; database: ReportDefinition['database']; description: string; parameters: ReportDefinition['parameters'] }>
+> {
   return reportNames().map((name) => {
     const { database, description, parameters } = loadReport(name);
     return { name, database, description, parameters };
@@ -52,11 +54,9 @@ export function listReports(): Array<Readonly<{ name: string; database: ReportDe
 // An instant: ISO 8601 with Z or an offset, or a date alone (midnight UTC: reports run in UTC).
 const IsoInstant = z.string().datetime({ offset: true });
 const IsoDate = z.string().date();
-const Instant = z
-  .string()
-  .refine((text) => IsoInstant.safeParse(text).success || IsoDate.safeParse(text).success, {
-    message: 'must be an ISO 8601 date (2024-03-01) or instant with a zone (2024-03-01T10:00:00Z)',
-  });
+const Instant = z.string().refine((text) => IsoInstant.safeParse(text).success || IsoDate.safeParse(text).success, {
+  message: 'must be an ISO 8601 date (2024-03-01) or instant with a zone (2024-03-01T10:00:00Z)',
+});
 const PARAM_SCHEMAS: Record<ReportParamName, z.ZodType<string>> = {
   from: Instant,
   to: Instant,
@@ -96,13 +96,23 @@ export function validateReportParams(report: ReportDefinition, input: ReportPara
 }
 
 /** `npm run report -- <name> ...`: find the report, validate the parameters, run it. */
-export async function runReport(name: string, input: ReportParamsInput, databases: Databases, options: ReportOptions = {}): Promise<ReportResult> {
+export async function runReport(
+  name: string,
+  input: ReportParamsInput,
+  databases: Databases,
+  options: ReportOptions = {},
+): Promise<ReportResult> {
   const report = loadReport(name);
   return executeReport(report, validateReportParams(report, input), databases, options);
 }
 
 /** Runs a report with the values as given (validation is the caller's): the values are bound, never spliced. */
-export async function executeReport(report: ReportDefinition, values: ReportValues, databases: Databases, options: ReportOptions = {}): Promise<ReportResult> {
+export async function executeReport(
+  report: ReportDefinition,
+  values: ReportValues,
+  databases: Databases,
+  options: ReportOptions = {},
+): Promise<ReportResult> {
   const targets: ReportDatabase[] = report.database === 'both' ? ['balance', 'ledger'] : [report.database];
   const query = boundQuery(report, values);
   const timeoutMs = statementTimeoutMs(options);
@@ -123,7 +133,12 @@ export async function executeReport(report: ReportDefinition, values: ReportValu
 }
 
 /** EXPLAIN (ANALYZE, BUFFERS) of a report as the runner would run it: one plan per database. */
-export async function explainReport(report: ReportDefinition, values: ReportValues, databases: Databases, options: ReportOptions = {}): Promise<Array<{ database: ReportDatabase; plan: string }>> {
+export async function explainReport(
+  report: ReportDefinition,
+  values: ReportValues,
+  databases: Databases,
+  options: ReportOptions = {},
+): Promise<Array<{ database: ReportDatabase; plan: string }>> {
   const targets: ReportDatabase[] = report.database === 'both' ? ['balance', 'ledger'] : [report.database];
   const query = boundQuery(report, values, 'explain (analyze, buffers) ');
   const plans: Array<{ database: ReportDatabase; plan: string }> = [];

@@ -48,7 +48,8 @@ async function adminTableCounts() {
   const { rows } = await balance.query<{ accounts: number; credits: number; outbox: number; statuses: string }>(
     `select (select count(*)::int from accounts) as accounts, (select count(*)::int from credits) as credits,
             (select count(*)::int from outbox) as outbox,
-            (select coalesce(string_agg(id::text || status, ',' order by id), '') from accounts) as statuses`);
+            (select coalesce(string_agg(id::text || status, ',' order by id), '') from accounts) as statuses`,
+  );
   return rows[0]!;
 }
 
@@ -67,7 +68,14 @@ test.serial('when an account is created, then 201 with its id and zero balances 
   t.is(reply.body.code, 0);
   t.is(typeof reply.body.msg, 'string');
   t.regex(reply.body.data.accountId, UUID);
-  t.like(reply.body.data, { userId: 'adm-create', currency: 'USD', status: 'active', balance: '0.00', available: '0.00', reserved: '0.00' });
+  t.like(reply.body.data, {
+    userId: 'adm-create',
+    currency: 'USD',
+    status: 'active',
+    balance: '0.00',
+    available: '0.00',
+    reserved: '0.00',
+  });
   t.deepEqual(await accountNumbers(balance, reply.body.data.accountId), { balance: 0n, available: 0n, reserved: 0n, status: 'active' });
 
   const yen = await admin('POST', '/admin/accounts', { userId: 'adm-create', currency: 'JPY' });
@@ -107,27 +115,34 @@ test.serial('when the create request is invalid, then 400 40001 naming the field
   t.deepEqual(await adminTableCounts(), before);
 });
 
-test.serial('when a credit is repeated with the same transactionId, then it is replayed with Idempotent-Replayed and counted once', async (t) => {
-  const accountId = await createAccount('adm-credit');
-  const transactionId = uuidv4();
-  const first = await credit(accountId, '25.50', transactionId);
-  t.is(first.status, 200, first.text);
-  t.is(first.headers.get('idempotent-replayed'), null);
-  t.like(first.body.data, { accountId, balance: '25.50', available: '25.50', reserved: '0.00', transactionId });
-  // the same amount written differently, and the id in upper case, are the same credit
-  for (const [amount, id] of [['25.50', transactionId], [25.5, transactionId], ['25.5', transactionId.toUpperCase()]] as const) {
-    const replay = await credit(accountId, amount, id);
-    t.is(replay.status, 200, replay.text);
-    t.is(replay.headers.get('idempotent-replayed'), 'true');
-    t.like(replay.body.data, { balance: '25.50', transactionId });
-  }
-  t.deepEqual(await accountNumbers(balance, accountId), { balance: 2_550n, available: 2_550n, reserved: 0n, status: 'active' });
-  t.deepEqual(await creditRows(transactionId), { credits: 1, outbox: 1 });
+test.serial(
+  'when a credit is repeated with the same transactionId, then it is replayed with Idempotent-Replayed and counted once',
+  async (t) => {
+    const accountId = await createAccount('adm-credit');
+    const transactionId = uuidv4();
+    const first = await credit(accountId, '25.50', transactionId);
+    t.is(first.status, 200, first.text);
+    t.is(first.headers.get('idempotent-replayed'), null);
+    t.like(first.body.data, { accountId, balance: '25.50', available: '25.50', reserved: '0.00', transactionId });
+    // the same amount written differently, and the id in upper case, are the same credit
+    for (const [amount, id] of [
+      ['25.50', transactionId],
+      [25.5, transactionId],
+      ['25.5', transactionId.toUpperCase()],
+    ] as const) {
+      const replay = await credit(accountId, amount, id);
+      t.is(replay.status, 200, replay.text);
+      t.is(replay.headers.get('idempotent-replayed'), 'true');
+      t.like(replay.body.data, { balance: '25.50', transactionId });
+    }
+    t.deepEqual(await accountNumbers(balance, accountId), { balance: 2_550n, available: 2_550n, reserved: 0n, status: 'active' });
+    t.deepEqual(await creditRows(transactionId), { credits: 1, outbox: 1 });
 
-  const second = await credit(accountId, 1, uuidv4());
-  t.is(second.status, 200);
-  t.like(second.body.data, { balance: '26.50', available: '26.50' });
-});
+    const second = await credit(accountId, 1, uuidv4());
+    t.is(second.status, 200);
+    t.like(second.body.data, { balance: '26.50', available: '26.50' });
+  },
+);
 
 test.serial('when a transactionId is reused with another amount or another account, then 422 42201 and nothing changes', async (t) => {
   const accountId = await createAccount('adm-mismatch');
@@ -142,28 +157,33 @@ test.serial('when a transactionId is reused with another amount or another accou
   t.is((await accountNumbers(balance, otherAccountId)).balance, 0n);
 });
 
-test.serial('when the same transactionId is credited to two accounts at once, then one is credited and the other gets 422 42201', async (t) => {
-  const first = await createAccount('adm-race');
-  const second = await createAccount('adm-race');
-  const transactionId = uuidv4();
-  // the first credit is in flight: done but not yet committed, on a connection of its own
-  const inFlight = await system.db.client('balance');
-  await inFlight.query('begin');
-  const { rows } = await inFlight.query(`select outcome from account_credit($1, $2, 100, 'test')`, [transactionId, first]);
-  t.deepEqual(rows, [{ outcome: 'credited' }]);
-  const racing = credit(second, '1.00', transactionId);
-  await waitUntilBlocked(inFlight);
-  await inFlight.query('commit');
-  const reply = await racing;
-  isRejection(t, reply, 422, 42201);
-  t.is((await accountNumbers(balance, first)).balance, 100n);
-  t.is((await accountNumbers(balance, second)).balance, 0n);
-  t.deepEqual(await creditRows(transactionId), { credits: 1, outbox: 1 });
-});
+test.serial(
+  'when the same transactionId is credited to two accounts at once, then one is credited and the other gets 422 42201',
+  async (t) => {
+    const first = await createAccount('adm-race');
+    const second = await createAccount('adm-race');
+    const transactionId = uuidv4();
+    // the first credit is in flight: done but not yet committed, on a connection of its own
+    const inFlight = await system.db.client('balance');
+    await inFlight.query('begin');
+    const { rows } = await inFlight.query(`select outcome from account_credit($1, $2, 100, 'test')`, [transactionId, first]);
+    t.deepEqual(rows, [{ outcome: 'credited' }]);
+    const racing = credit(second, '1.00', transactionId);
+    await waitUntilBlocked(inFlight);
+    await inFlight.query('commit');
+    const reply = await racing;
+    isRejection(t, reply, 422, 42201);
+    t.is((await accountNumbers(balance, first)).balance, 100n);
+    t.is((await accountNumbers(balance, second)).balance, 0n);
+    t.deepEqual(await creditRows(transactionId), { credits: 1, outbox: 1 });
+  },
+);
 
 /** Waits until some other session of this database waits for a lock held by `holder`'s session. */
 async function waitUntilBlocked(holder: pg.Client): Promise<void> {
-  const { rows: [{ pid }] } = await holder.query('select pg_backend_pid() as pid');
+  const {
+    rows: [{ pid }],
+  } = await holder.query('select pg_backend_pid() as pid');
   for (let attempt = 0; attempt < 500; attempt += 1) {
     const { rows } = await balance.query('select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid))', [pid]);
     if (rows.length > 0) return;
@@ -206,33 +226,36 @@ test.serial('when a credit request is invalid, then 400 or 404 and nothing is wr
   t.deepEqual(await adminTableCounts(), before);
 });
 
-test.serial('when an admin endpoint is called with no token, a user token or a wrong token, then 401 40101 and nothing is written', async (t) => {
-  const accountId = await createAccount('adm-auth');
-  const before = await adminTableCounts();
-  const userToken = await system.userToken('adm-auth');
-  const tokens: Array<[string, string | undefined]> = [
-    ['none', undefined],
-    ['user JWT', userToken],
-    ['wrong', 'test-admin-token-0123456780'],
-    ['prefix', TEST_SECRETS.ADMIN_TOKEN.slice(0, -1)],
-    ['longer', `${TEST_SECRETS.ADMIN_TOKEN}0`],
-    ['internal', TEST_SECRETS.INTERNAL_TOKEN],
-  ];
-  for (const [label, token] of tokens) {
-    const requests: Array<[string, string, unknown]> = [
-      ['POST', '/admin/accounts', { userId: 'adm-auth', currency: 'USD' }],
-      ['GET', `/admin/accounts/${accountId}`, undefined],
-      ['POST', `/admin/accounts/${accountId}/credits`, { amount: '1000.00', transactionId: uuidv4() }],
-      ['POST', `/admin/accounts/${accountId}/status`, { status: 'closed' }],
+test.serial(
+  'when an admin endpoint is called with no token, a user token or a wrong token, then 401 40101 and nothing is written',
+  async (t) => {
+    const accountId = await createAccount('adm-auth');
+    const before = await adminTableCounts();
+    const userToken = await system.userToken('adm-auth');
+    const tokens: Array<[string, string | undefined]> = [
+      ['none', undefined],
+      ['user JWT', userToken],
+      ['wrong', 'test-admin-token-0123456780'],
+      ['prefix', TEST_SECRETS.ADMIN_TOKEN.slice(0, -1)],
+      ['longer', `${TEST_SECRETS.ADMIN_TOKEN}0`],
+      ['internal', TEST_SECRETS.INTERNAL_TOKEN],
     ];
-    for (const [method, path, body] of requests) {
-      const reply = await call(system.url, method, path, { ...(token ? { token } : {}), ...(body ? { body } : {}) });
-      isRejection(t, reply, 401, 40101, undefined, `${label} ${method} ${path}`);
+    for (const [label, token] of tokens) {
+      const requests: Array<[string, string, unknown]> = [
+        ['POST', '/admin/accounts', { userId: 'adm-auth', currency: 'USD' }],
+        ['GET', `/admin/accounts/${accountId}`, undefined],
+        ['POST', `/admin/accounts/${accountId}/credits`, { amount: '1000.00', transactionId: uuidv4() }],
+        ['POST', `/admin/accounts/${accountId}/status`, { status: 'closed' }],
+      ];
+      for (const [method, path, body] of requests) {
+        const reply = await call(system.url, method, path, { ...(token ? { token } : {}), ...(body ? { body } : {}) });
+        isRejection(t, reply, 401, 40101, undefined, `${label} ${method} ${path}`);
+      }
     }
-  }
-  t.deepEqual(await adminTableCounts(), before);
-  t.deepEqual(await accountNumbers(balance, accountId), { balance: 0n, available: 0n, reserved: 0n, status: 'active' });
-});
+    t.deepEqual(await adminTableCounts(), before);
+    t.deepEqual(await accountNumbers(balance, accountId), { balance: 0n, available: 0n, reserved: 0n, status: 'active' });
+  },
+);
 
 test.serial('when a withdraw order is read, then its owner and the admin get every contract field; anyone else gets 404', async (t) => {
   const accountId = await system.fundedAccount('adm-owner', '50.00');
@@ -248,17 +271,33 @@ test.serial('when a withdraw order is read, then its owner and the admin get eve
   t.is(mine.body.code, 0);
   const data = mine.body.data;
   t.deepEqual(Object.keys(data).sort(), [
-    'amount', 'createdAt', 'currency', 'fromAccountId', 'status', 'toAccountId', 'transactionId', 'updatedAt', 'withdrawOrderId',
+    'amount',
+    'createdAt',
+    'currency',
+    'fromAccountId',
+    'status',
+    'toAccountId',
+    'transactionId',
+    'updatedAt',
+    'withdrawOrderId',
   ]);
   t.like(data, {
-    withdrawOrderId, transactionId, status: 'init', amount: '12.34', currency: 'USD', fromAccountId: accountId, toAccountId: 'bank_9-Z',
+    withdrawOrderId,
+    transactionId,
+    status: 'init',
+    amount: '12.34',
+    currency: 'USD',
+    fromAccountId: accountId,
+    toAccountId: 'bank_9-Z',
   });
   t.regex(data.createdAt, ISO);
   t.regex(data.updatedAt, ISO);
   // touch the order (its guard trigger moves updated_at) so the two times differ
   await new Promise((resolve) => setTimeout(resolve, 5));
   await balance.query('update withdraw_orders set failure_reason = null where id = $1', [withdrawOrderId]);
-  const { rows } = await balance.query('select created_at, updated_at, transaction_id from withdraw_orders where id = $1', [withdrawOrderId]);
+  const { rows } = await balance.query('select created_at, updated_at, transaction_id from withdraw_orders where id = $1', [
+    withdrawOrderId,
+  ]);
   const touched = (await call(system.url, 'GET', `/withdraw/${withdrawOrderId}`, { token: owner })).body.data;
   t.is(touched.createdAt, (rows[0].created_at as Date).toISOString());
   t.is(touched.updatedAt, (rows[0].updated_at as Date).toISOString());
@@ -271,11 +310,32 @@ test.serial('when a withdraw order is read, then its owner and the admin get eve
 
   isRejection(t, await call(system.url, 'GET', `/withdraw/${withdrawOrderId}`, { token: stranger }), 404, 40401, undefined, 'stranger');
   isRejection(t, await call(system.url, 'GET', `/withdraw/${uuidv7()}`, { token: owner }), 404, 40401, undefined, 'unknown');
-  isRejection(t, await call(system.url, 'GET', `/withdraw/${uuidv7()}`, { token: system.adminToken }), 404, 40401, undefined, 'unknown, admin');
+  isRejection(
+    t,
+    await call(system.url, 'GET', `/withdraw/${uuidv7()}`, { token: system.adminToken }),
+    404,
+    40401,
+    undefined,
+    'unknown, admin',
+  );
   isRejection(t, await call(system.url, 'GET', '/withdraw/garbage', { token: owner }), 404, 40401, undefined, 'garbage');
-  isRejection(t, await call(system.url, 'GET', `/withdraw/${encodeURIComponent("x' or '1'='1")}`, { token: owner }), 404, 40401, undefined, 'quote');
+  isRejection(
+    t,
+    await call(system.url, 'GET', `/withdraw/${encodeURIComponent("x' or '1'='1")}`, { token: owner }),
+    404,
+    40401,
+    undefined,
+    'quote',
+  );
   isRejection(t, await call(system.url, 'GET', `/withdraw/${withdrawOrderId}`), 401, 40101, undefined, 'no token');
-  isRejection(t, await call(system.url, 'GET', `/withdraw/${withdrawOrderId}`, { token: TEST_SECRETS.INTERNAL_TOKEN }), 401, 40101, undefined, 'internal');
+  isRejection(
+    t,
+    await call(system.url, 'GET', `/withdraw/${withdrawOrderId}`, { token: TEST_SECRETS.INTERNAL_TOKEN }),
+    401,
+    40101,
+    undefined,
+    'internal',
+  );
   // the stranger's 404 is indistinguishable from a missing order's
   const missing = await call(system.url, 'GET', `/withdraw/${uuidv7()}`, { token: stranger });
   const hidden = await call(system.url, 'GET', `/withdraw/${withdrawOrderId}`, { token: stranger });

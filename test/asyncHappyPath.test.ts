@@ -46,10 +46,17 @@ test('when 100 withdrawals of random amounts run on several accounts, then all s
   const orders = await Promise.all(placing);
   t.is(new Set(orders.map((o) => o.transactionId)).size, ORDERS);
 
-  const statuses = await system.waitForOrders(orders.map((o) => o.orderId), ['success', 'failed', 'manual'], 60_000);
+  const statuses = await system.waitForOrders(
+    orders.map((o) => o.orderId),
+    ['success', 'failed', 'manual'],
+    60_000,
+  );
   await waitForQuiescence(balance, ledger, 60_000);
   const notSuccess = orders.filter((o) => statuses.get(o.orderId) !== 'success');
-  t.deepEqual(notSuccess.map((o) => `${o.orderId}: ${statuses.get(o.orderId)}`), []);
+  t.deepEqual(
+    notSuccess.map((o) => `${o.orderId}: ${statuses.get(o.orderId)}`),
+    [],
+  );
 
   t.deepEqual(await allInvariants(balance, ledger), []);
 
@@ -57,8 +64,11 @@ test('when 100 withdrawals of random amounts run on several accounts, then all s
   for (const account of accounts) {
     const spentMinor = orders.filter((o) => o.accountId === account.accountId).reduce((sum, o) => sum + o.amountMinor, 0n);
     const numbers = await accountMinor(balance, account.accountId);
-    t.deepEqual(numbers, { balance: account.creditMinor - spentMinor, available: account.creditMinor - spentMinor, reserved: 0n },
-      `account ${account.accountId}`);
+    t.deepEqual(
+      numbers,
+      { balance: account.creditMinor - spentMinor, available: account.creditMinor - spentMinor, reserved: 0n },
+      `account ${account.accountId}`,
+    );
   }
 
   // the provider executed each reference exactly once, and nothing else
@@ -66,11 +76,21 @@ test('when 100 withdrawals of random amounts run on several accounts, then all s
   t.deepEqual(stats.executed, Object.fromEntries(orders.map((o) => [o.transactionId, 1])));
 
   // each order: init -> processing -> success (processing by the submit job, or by an early callback)
-  const journals = await journalKindsOf(ledger, orders.map((o) => o.transactionId));
+  const journals = await journalKindsOf(
+    ledger,
+    orders.map((o) => o.transactionId),
+  );
   for (const order of orders) {
     const history = await historyOf(balance, order.orderId);
-    t.deepEqual(history.map((h) => [h.fromStatus, h.toStatus]), [[null, 'init'], ['init', 'processing'], ['processing', 'success']],
-      `history of ${order.orderId}`);
+    t.deepEqual(
+      history.map((h) => [h.fromStatus, h.toStatus]),
+      [
+        [null, 'init'],
+        ['init', 'processing'],
+        ['processing', 'success'],
+      ],
+      `history of ${order.orderId}`,
+    );
     const processingBy = history[1]?.actor;
     t.true(processingBy === 'job' || processingBy === 'provider', `processing by ${processingBy}`);
     t.is(history[2]?.actor, 'provider');

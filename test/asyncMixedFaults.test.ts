@@ -13,8 +13,12 @@ test.before(async () => {
     seed: 4242,
     env: { GATEWAY_SUBMIT_ATTEMPTS_MAX: '30' },
     knobs: {
-      errorRate: 0.2, hangRate: 0.1, rejectRate: 0.15, failAfterAcceptRate: 0.15,
-      duplicateCallbackRate: 0.3, lateCallbackMs: 300,
+      errorRate: 0.2,
+      hangRate: 0.1,
+      rejectRate: 0.15,
+      failAfterAcceptRate: 0.15,
+      duplicateCallbackRate: 0.3,
+      lateCallbackMs: 300,
     },
   });
 });
@@ -37,27 +41,46 @@ test('when every fault happens at once, then each order ends as the provider rec
     const userId = `mix-${i}`;
     accounts.push({ userId, accountId: await system.fundedAccount(userId, '1000.00') });
   }
-  const orders: PlacedOrder[] = await Promise.all(Array.from({ length: 80 }, (_, i) => {
-    const account = accounts[i % accounts.length]!;
-    return placeWithdrawal(system, { userId: account.userId, accountId: account.accountId, amountMinor: BigInt(100 + i) });
-  }));
-  await system.waitForOrders(orders.map((o) => o.orderId), ['success', 'failed', 'manual'], 45_000);
+  const orders: PlacedOrder[] = await Promise.all(
+    Array.from({ length: 80 }, (_, i) => {
+      const account = accounts[i % accounts.length]!;
+      return placeWithdrawal(system, { userId: account.userId, accountId: account.accountId, amountMinor: BigInt(100 + i) });
+    }),
+  );
+  await system.waitForOrders(
+    orders.map((o) => o.orderId),
+    ['success', 'failed', 'manual'],
+    45_000,
+  );
   await waitForQuiescence(balance, ledger, 30_000);
   // late callbacks (up to lateCallbackMs) may still turn a payout the provider settled late
-  const agreed = await eventually(async () => {
-    const rows = await ordersById(balance, orders.map((o) => o.orderId));
-    const records = await Promise.all(orders.map((o) => providerRecord(o.transactionId)));
-    return orders.every((o, i) => {
-      const record = records[i];
-      const status = rows.get(o.orderId)?.status;
-      return record?.status === 'paid' ? status === 'success' : record?.status === 'failed' ? status === 'failed' : false;
-    });
-  }, 20_000, 200);
+  const agreed = await eventually(
+    async () => {
+      const rows = await ordersById(
+        balance,
+        orders.map((o) => o.orderId),
+      );
+      const records = await Promise.all(orders.map((o) => providerRecord(o.transactionId)));
+      return orders.every((o, i) => {
+        const record = records[i];
+        const status = rows.get(o.orderId)?.status;
+        return record?.status === 'paid' ? status === 'success' : record?.status === 'failed' ? status === 'failed' : false;
+      });
+    },
+    20_000,
+    200,
+  );
   await waitForQuiescence(balance, ledger);
 
-  const rows = await ordersById(balance, orders.map((o) => o.orderId));
+  const rows = await ordersById(
+    balance,
+    orders.map((o) => o.orderId),
+  );
   const executed = system.sim!.stats().executed;
-  const journals = await journalKindsOf(ledger, orders.map((o) => o.transactionId));
+  const journals = await journalKindsOf(
+    ledger,
+    orders.map((o) => o.transactionId),
+  );
   const tally = { success: 0, rejected: 0, failedAfterAccept: 0 };
   for (const order of orders) {
     const record = await providerRecord(order.transactionId);
@@ -86,7 +109,8 @@ test('when every fault happens at once, then each order ends as the provider rec
   t.true(tally.success > 0 && tally.rejected > 0 && tally.failedAfterAccept > 0, JSON.stringify(tally));
 
   for (const account of accounts) {
-    const spent = orders.filter((o) => o.accountId === account.accountId && rows.get(o.orderId)?.status === 'success')
+    const spent = orders
+      .filter((o) => o.accountId === account.accountId && rows.get(o.orderId)?.status === 'success')
       .reduce((sum, o) => sum + o.amountMinor, 0n);
     t.deepEqual(await accountMinor(balance, account.accountId), { balance: 100_000n - spent, available: 100_000n - spent, reserved: 0n });
   }

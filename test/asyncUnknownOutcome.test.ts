@@ -41,22 +41,40 @@ test.after.always(async () => {
 /** Per order: only unknown attempts, then at most one accepted (none when an early callback won). */
 async function checkRetriedToSuccess(t: import('ava').ExecutionContext, system: TestSystem, orders: readonly PlacedOrder[]) {
   const { balance, ledger } = system.db.databases;
-  const statuses = await system.waitForOrders(orders.map((o) => o.orderId), FINAL, 60_000);
+  const statuses = await system.waitForOrders(
+    orders.map((o) => o.orderId),
+    FINAL,
+    60_000,
+  );
   await waitForQuiescence(balance, ledger, 60_000);
-  t.deepEqual(orders.filter((o) => statuses.get(o.orderId) !== 'success').map((o) => statuses.get(o.orderId)), []);
+  t.deepEqual(
+    orders.filter((o) => statuses.get(o.orderId) !== 'success').map((o) => statuses.get(o.orderId)),
+    [],
+  );
   t.deepEqual(await allInvariants(balance, ledger), []);
   const executed = system.sim!.stats().executed;
-  const attempts = await submitAttempts(balance, orders.map((o) => o.transactionId));
-  const journals = await journalKindsOf(ledger, orders.map((o) => o.transactionId));
+  const attempts = await submitAttempts(
+    balance,
+    orders.map((o) => o.transactionId),
+  );
+  const journals = await journalKindsOf(
+    ledger,
+    orders.map((o) => o.transactionId),
+  );
   for (const order of orders) {
     t.is(executed[order.transactionId], 1, `I7: ${order.transactionId} executed once`);
     const results = attempts.filter((a) => a.transactionId === order.transactionId).map((a) => a.result);
     const accepted = results.filter((r) => r === 'accepted').length;
-    t.true(accepted <= 1 && results.every((r, i) => r === 'unknown' || (r === 'accepted' && i === results.length - 1)),
-      `attempts of ${order.transactionId}: ${results.join(',')}`);
+    t.true(
+      accepted <= 1 && results.every((r, i) => r === 'unknown' || (r === 'accepted' && i === results.length - 1)),
+      `attempts of ${order.transactionId}: ${results.join(',')}`,
+    );
     t.deepEqual(journals.get(order.transactionId), ['hold', 'settle']);
     const history = await historyOf(balance, order.orderId);
-    t.deepEqual(history.map((h) => h.toStatus), ['init', 'processing', 'success']);
+    t.deepEqual(
+      history.map((h) => h.toStatus),
+      ['init', 'processing', 'success'],
+    );
   }
   return attempts;
 }
@@ -89,72 +107,118 @@ test.serial('when half the submissions hang, then the client times out, retries,
   const timedOut = attempts.filter((a) => a.result === 'unknown' && a.httpStatus === null);
   // each hang is one timed-out attempt (a slow machine may time out an answered one too)
   t.true(timedOut.length >= hangs, `${timedOut.length} timed-out attempts for ${hangs} hangs`);
-  t.true(timedOut.every((a) => typeof a.detail.reason === 'string' && /timeout|abort/i.test(a.detail.reason)),
-    JSON.stringify(timedOut.map((a) => a.detail.reason)));
+  t.true(
+    timedOut.every((a) => typeof a.detail.reason === 'string' && /timeout|abort/i.test(a.detail.reason)),
+    JSON.stringify(timedOut.map((a) => a.detail.reason)),
+  );
 });
 
-test.serial('when every submission gets a 5xx and the attempts run out, then orders end manual with their money reserved, or success if the provider did pay', async (t) => {
-  const system = giving;
-  const { balance, ledger } = system.db.databases;
-  system.sim!.setKnobs({ errorRate: 1, hangRate: 0 });
-  const { accountId, orders } = await placeMany(system, { userId: 'unk-manual', count: 24, amountMinor: 1_000n, fundMinor: 100_000n });
-  await system.waitForOrders(orders.map((o) => o.orderId), ['success', 'manual'], 60_000);
-  await waitForQuiescence(balance, ledger, 60_000);
-  // a payout executed on the last attempt reports paid by callback: manual -> success; wait for those
-  const settled = await eventually(async () => {
+test.serial(
+  'when every submission gets a 5xx and the attempts run out, then orders end manual with their money reserved, or success if the provider did pay',
+  async (t) => {
+    const system = giving;
+    const { balance, ledger } = system.db.databases;
+    system.sim!.setKnobs({ errorRate: 1, hangRate: 0 });
+    const { accountId, orders } = await placeMany(system, { userId: 'unk-manual', count: 24, amountMinor: 1_000n, fundMinor: 100_000n });
+    await system.waitForOrders(
+      orders.map((o) => o.orderId),
+      ['success', 'manual'],
+      60_000,
+    );
+    await waitForQuiescence(balance, ledger, 60_000);
+    // a payout executed on the last attempt reports paid by callback: manual -> success; wait for those
+    const settled = await eventually(async () => {
+      const executed = system.sim!.stats().executed;
+      const rows = await ordersById(
+        balance,
+        orders.map((o) => o.orderId),
+      );
+      return orders.every((o) => (rows.get(o.orderId)?.status === 'success') === (executed[o.transactionId] === 1));
+    }, 20_000);
+    t.true(settled, 'success exactly for the payouts the provider executed');
+    await waitForQuiescence(balance, ledger);
+
+    const rows = await ordersById(
+      balance,
+      orders.map((o) => o.orderId),
+    );
+    const manual = orders.filter((o) => rows.get(o.orderId)?.status === 'manual');
+    const success = orders.filter((o) => rows.get(o.orderId)?.status === 'success');
+    t.is(manual.length + success.length, orders.length);
+    t.true(manual.length > 0, 'some orders never got executed');
     const executed = system.sim!.stats().executed;
-    const rows = await ordersById(balance, orders.map((o) => o.orderId));
-    return orders.every((o) => (rows.get(o.orderId)?.status === 'success') === (executed[o.transactionId] === 1));
-  }, 20_000);
-  t.true(settled, 'success exactly for the payouts the provider executed');
-  await waitForQuiescence(balance, ledger);
+    for (const order of success) t.is(executed[order.transactionId], 1);
+    for (const order of manual) t.is(executed[order.transactionId], undefined);
 
-  const rows = await ordersById(balance, orders.map((o) => o.orderId));
-  const manual = orders.filter((o) => rows.get(o.orderId)?.status === 'manual');
-  const success = orders.filter((o) => rows.get(o.orderId)?.status === 'success');
-  t.is(manual.length + success.length, orders.length);
-  t.true(manual.length > 0, 'some orders never got executed');
-  const executed = system.sim!.stats().executed;
-  for (const order of success) t.is(executed[order.transactionId], 1);
-  for (const order of manual) t.is(executed[order.transactionId], undefined);
+    // never released while unknown: the manual orders' money is still reserved, in both databases
+    const manualMinor = 1_000n * BigInt(manual.length);
+    const successMinor = 1_000n * BigInt(success.length);
+    t.deepEqual(await accountMinor(balance, accountId), {
+      balance: 100_000n - successMinor,
+      available: 100_000n - successMinor - manualMinor,
+      reserved: manualMinor,
+    });
+    t.deepEqual(await allInvariants(balance, ledger), []);
 
-  // never released while unknown: the manual orders' money is still reserved, in both databases
-  const manualMinor = 1_000n * BigInt(manual.length);
-  const successMinor = 1_000n * BigInt(success.length);
-  t.deepEqual(await accountMinor(balance, accountId),
-    { balance: 100_000n - successMinor, available: 100_000n - successMinor - manualMinor, reserved: manualMinor });
-  t.deepEqual(await allInvariants(balance, ledger), []);
-
-  const attempts = await submitAttempts(balance, manual.map((o) => o.transactionId));
-  const journals = await journalKindsOf(ledger, manual.map((o) => o.transactionId));
-  for (const order of manual) {
-    const mine = attempts.filter((a) => a.transactionId === order.transactionId);
-    t.deepEqual(mine.map((a) => [a.result, a.httpStatus]), Array(ATTEMPTS_MAX_SMALL).fill(['unknown', 500]));
-    const history = await historyOf(balance, order.orderId);
-    t.deepEqual(history.map((h) => [h.fromStatus, h.toStatus, h.actor]), [[null, 'init', 'api'], ['init', 'manual', 'job']]);
-    t.is(history[1]!.reason, `outcome unknown after ${ATTEMPTS_MAX_SMALL} attempts`);
-    t.like(history[1]!.evidence, { result: 'unknown', httpStatus: 500, unknownAttempts: ATTEMPTS_MAX_SMALL });
-    t.deepEqual(journals.get(order.transactionId), ['hold']);
-  }
-  for (const order of success) {
-    const history = await historyOf(balance, order.orderId);
-    t.is(history.at(-1)!.toStatus, 'success');
-    t.is(history.at(-1)!.actor, 'provider');
-  }
-});
+    const attempts = await submitAttempts(
+      balance,
+      manual.map((o) => o.transactionId),
+    );
+    const journals = await journalKindsOf(
+      ledger,
+      manual.map((o) => o.transactionId),
+    );
+    for (const order of manual) {
+      const mine = attempts.filter((a) => a.transactionId === order.transactionId);
+      t.deepEqual(
+        mine.map((a) => [a.result, a.httpStatus]),
+        Array(ATTEMPTS_MAX_SMALL).fill(['unknown', 500]),
+      );
+      const history = await historyOf(balance, order.orderId);
+      t.deepEqual(
+        history.map((h) => [h.fromStatus, h.toStatus, h.actor]),
+        [
+          [null, 'init', 'api'],
+          ['init', 'manual', 'job'],
+        ],
+      );
+      t.is(history[1]!.reason, `outcome unknown after ${ATTEMPTS_MAX_SMALL} attempts`);
+      t.like(history[1]!.evidence, { result: 'unknown', httpStatus: 500, unknownAttempts: ATTEMPTS_MAX_SMALL });
+      t.deepEqual(journals.get(order.transactionId), ['hold']);
+    }
+    for (const order of success) {
+      const history = await historyOf(balance, order.orderId);
+      t.is(history.at(-1)!.toStatus, 'success');
+      t.is(history.at(-1)!.actor, 'provider');
+    }
+  },
+);
 
 test.serial('when the faults stop, then nothing moves a manual order by itself: no retry, no release, no payout', async (t) => {
   const system = giving;
   const { balance, ledger } = system.db.databases;
   system.sim!.setKnobs({ errorRate: 0, hangRate: 0 });
-  const manual = await balance.any(sql.type(z.object({ orderId: z.string(), transactionId: z.string(), accountId: z.string(),
-    userId: z.string(), toAccountId: z.string(), amountMinor: z.bigint() }))`
+  const manual = await balance.any(sql.type(
+    z.object({
+      orderId: z.string(),
+      transactionId: z.string(),
+      accountId: z.string(),
+      userId: z.string(),
+      toAccountId: z.string(),
+      amountMinor: z.bigint(),
+    }),
+  )`
     select id as "orderId", transaction_id as "transactionId", account_id as "accountId", user_id as "userId",
            to_account_id as "toAccountId", amount_minor as "amountMinor"
       from withdraw_orders where status = 'manual' order by id`);
   t.true(manual.length > 0, 'the previous test left manual orders');
   const accountBefore = await accountMinor(balance, manual[0]!.accountId);
-  const attemptsBefore = (await submitAttempts(balance, manual.map((o) => o.transactionId))).length;
+  const attemptsBefore = (
+    await submitAttempts(
+      balance,
+      manual.map((o) => o.transactionId),
+    )
+  ).length;
   const historyBefore = await balance.oneFirst(sql.type(z.object({ n: z.number() }))`
     select count(*)::int as n from withdraw_status_history`);
 
@@ -162,7 +226,13 @@ test.serial('when the faults stop, then nothing moves a manual order by itself: 
   const first = manual[0]!;
   const resubmit = await call(system.url, 'POST', '/withdraw/submit', {
     token: TEST_SECRETS.INTERNAL_TOKEN,
-    body: { fromAccountId: first.accountId, toAccountId: first.toAccountId, amount: '10.00', userId: first.userId, transactionId: first.transactionId },
+    body: {
+      fromAccountId: first.accountId,
+      toAccountId: first.toAccountId,
+      amount: '10.00',
+      userId: first.userId,
+      transactionId: first.transactionId,
+    },
   });
   t.is(resubmit.status, 202, resubmit.text);
   t.is(resubmit.body.data.status, 'manual');
@@ -176,33 +246,64 @@ test.serial('when the faults stop, then nothing moves a manual order by itself: 
   await sleep(1_500); // several poll intervals and retry periods
   await waitForQuiescence(balance, ledger);
 
-  const rows = await ordersById(balance, manual.map((o) => o.orderId));
-  t.deepEqual([...rows.values()].map((r) => r.status), manual.map(() => 'manual'));
+  const rows = await ordersById(
+    balance,
+    manual.map((o) => o.orderId),
+  );
+  t.deepEqual(
+    [...rows.values()].map((r) => r.status),
+    manual.map(() => 'manual'),
+  );
   t.deepEqual(await accountMinor(balance, first.accountId), accountBefore);
-  t.is((await submitAttempts(balance, manual.map((o) => o.transactionId))).length, attemptsBefore, 'no new call to the provider');
-  t.is(await balance.oneFirst(sql.type(z.object({ n: z.number() }))`select count(*)::int as n from withdraw_status_history`), historyBefore);
+  t.is(
+    (
+      await submitAttempts(
+        balance,
+        manual.map((o) => o.transactionId),
+      )
+    ).length,
+    attemptsBefore,
+    'no new call to the provider',
+  );
+  t.is(
+    await balance.oneFirst(sql.type(z.object({ n: z.number() }))`select count(*)::int as n from withdraw_status_history`),
+    historyBefore,
+  );
   const executed = system.sim!.stats().executed;
   for (const order of manual) t.is(executed[order.transactionId], undefined);
   t.deepEqual(await allInvariants(balance, ledger), []);
 });
 
-test.serial('when every submission hangs and the attempts run out, then every order ends manual with the timeouts as evidence', async (t) => {
-  const system = giving;
-  const { balance, ledger } = system.db.databases;
-  system.sim!.setKnobs({ errorRate: 0, hangRate: 1 });
-  const { accountId, orders } = await placeMany(system, { userId: 'unk-hang-manual', count: 8, amountMinor: 300n, fundMinor: 10_000n });
-  const statuses = await system.waitForOrders(orders.map((o) => o.orderId), FINAL, 30_000);
-  await waitForQuiescence(balance, ledger);
-  t.deepEqual(orders.map((o) => statuses.get(o.orderId)), orders.map(() => 'manual'));
-  t.deepEqual(await accountMinor(balance, accountId), { balance: 10_000n, available: 10_000n - 2_400n, reserved: 2_400n });
-  const attempts = await submitAttempts(balance, orders.map((o) => o.transactionId));
-  t.is(attempts.length, orders.length * ATTEMPTS_MAX_SMALL);
-  t.true(attempts.every((a) => a.result === 'unknown' && a.httpStatus === null));
-  for (const order of orders) {
-    const history = await historyOf(balance, order.orderId);
-    t.like(history.at(-1), { toStatus: 'manual', actor: 'job', evidence: { result: 'unknown', httpStatus: null } });
-    t.is(system.sim!.stats().executed[order.transactionId], undefined);
-  }
-  t.deepEqual(await allInvariants(balance, ledger), []);
-  system.sim!.setKnobs({ hangRate: 0 });
-});
+test.serial(
+  'when every submission hangs and the attempts run out, then every order ends manual with the timeouts as evidence',
+  async (t) => {
+    const system = giving;
+    const { balance, ledger } = system.db.databases;
+    system.sim!.setKnobs({ errorRate: 0, hangRate: 1 });
+    const { accountId, orders } = await placeMany(system, { userId: 'unk-hang-manual', count: 8, amountMinor: 300n, fundMinor: 10_000n });
+    const statuses = await system.waitForOrders(
+      orders.map((o) => o.orderId),
+      FINAL,
+      30_000,
+    );
+    await waitForQuiescence(balance, ledger);
+    t.deepEqual(
+      orders.map((o) => statuses.get(o.orderId)),
+      orders.map(() => 'manual'),
+    );
+    t.deepEqual(await accountMinor(balance, accountId), { balance: 10_000n, available: 10_000n - 2_400n, reserved: 2_400n });
+    const attempts = await submitAttempts(
+      balance,
+      orders.map((o) => o.transactionId),
+    );
+    t.is(attempts.length, orders.length * ATTEMPTS_MAX_SMALL);
+    t.true(attempts.every((a) => a.result === 'unknown' && a.httpStatus === null));
+    for (const order of orders) {
+      const history = await historyOf(balance, order.orderId);
+      t.like(history.at(-1), { toStatus: 'manual', actor: 'job', evidence: { result: 'unknown', httpStatus: null } });
+      t.is(system.sim!.stats().executed[order.transactionId], undefined);
+    }
+    t.deepEqual(await allInvariants(balance, ledger), []);
+    system.sim!.setKnobs({ hangRate: 0 });
+  },
+);

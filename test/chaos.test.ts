@@ -28,7 +28,9 @@ test('when faults of every kind hit a running system, then it converges, conserv
     convergenceTimeoutMs: 150_000,
     log: (line) => t.log(line),
   });
-  t.log(JSON.stringify({ faults: report.faultsInjected, clients: report.clients, convergenceMs: report.convergenceMs, totals: report.totals }));
+  t.log(
+    JSON.stringify({ faults: report.faultsInjected, clients: report.clients, convergenceMs: report.convergenceMs, totals: report.totals }),
+  );
   for (const violation of report.violations) t.log(`VIOLATION ${violation.check} ${violation.subject}: ${violation.detail}`);
   t.deepEqual(report.faultErrors, []);
   for (const kind of FAULT_KINDS) t.true((report.faultsInjected[kind] ?? 0) >= 1, `${kind} was injected`);

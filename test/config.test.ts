@@ -37,14 +37,20 @@ test('when a value is bad, then loading fails with a message naming each bad var
 });
 
 test('when named operators and rotated webhook secrets are given, then they are parsed', (t) => {
-  const config = loadConfig({ ADMIN_TOKENS: 'alice:0123456789abcdefgh,bob:hgfedcba9876543210', PSP_WEBHOOK_SECRET: 'new-secret-0123456,old-secret-0123456' });
+  const config = loadConfig({
+    ADMIN_TOKENS: 'alice:0123456789abcdefgh,bob:hgfedcba9876543210',
+    PSP_WEBHOOK_SECRET: 'new-secret-0123456,old-secret-0123456',
+  });
   t.deepEqual([...config.auth.operatorTokens.keys()], ['alice', 'bob']);
   t.deepEqual(config.psp.webhookSecrets, ['new-secret-0123456', 'old-secret-0123456']);
 });
 
 test('when a process starts with a bad value, then it exits 1 with a message naming the variable', (t) => {
   const result = spawnSync(process.execPath, ['--import', 'tsx', 'app/web.ts'], {
-    cwd: projectRoot, env: { ...process.env, ...BASE, PORT: 'not-a-port' }, encoding: 'utf8', timeout: 30_000,
+    cwd: projectRoot,
+    env: { ...process.env, ...BASE, PORT: 'not-a-port' },
+    encoding: 'utf8',
+    timeout: 30_000,
   });
   t.is(result.status, 1);
   t.regex(result.stderr, /invalid configuration:[\s\S]*PORT/);

@@ -53,8 +53,15 @@ test('when a fifth of the callbacks are dropped, then recovery alone brings all 
   const specs = Array.from({ length: ORDERS }, (_, i) => ({ user: i % USERS, amountMinor: randomMinor(random, 100n, 4_000n) }));
   // placed 20 at a time: one request per user in flight at once
   for (let i = 0; i < specs.length; i += USERS) {
-    placed.push(...await Promise.all(specs.slice(i, i + USERS).map((spec) =>
-      placeWithdrawal(system, { userId: `conv-${spec.user}`, accountId: accounts[spec.user]!, amountMinor: spec.amountMinor }))));
+    placed.push(
+      ...(await Promise.all(
+        specs
+          .slice(i, i + USERS)
+          .map((spec) =>
+            placeWithdrawal(system, { userId: `conv-${spec.user}`, accountId: accounts[spec.user]!, amountMinor: spec.amountMinor }),
+          ),
+      )),
+    );
   }
   const orderIds = placed.map((o) => o.orderId);
 
@@ -63,16 +70,28 @@ test('when a fifth of the callbacks are dropped, then recovery alone brings all 
   let counts = new Map<string, number>();
   for (let round = 0; round < CONVERGE_ROUNDS_MAX; round += 1) {
     totals.resumed += await resumeStaleInit({ databases: system.db.databases, config, logger });
-    const summary = await queryStaleProcessing({ databases: system.db.databases, config, psp, logger, onApplied: () => system.worker?.drainers.gatewayInbox.wake() });
+    const summary = await queryStaleProcessing({
+      databases: system.db.databases,
+      config,
+      psp,
+      logger,
+      onApplied: () => system.worker?.drainers.gatewayInbox.wake(),
+    });
     for (const key of ['queried', 'applied', 'pending', 'manual', 'unknown'] as const) totals[key] += summary[key];
-    counts = new Map((await balance.any(sql.type(StatusCount)`
-      select status, count(*)::int as n from withdraw_orders where id = any(${sql.array(orderIds, 'uuid')}) group by status`))
-      .map((row) => [row.status, row.n]));
+    counts = new Map(
+      (
+        await balance.any(sql.type(StatusCount)`
+      select status, count(*)::int as n from withdraw_orders where id = any(${sql.array(orderIds, 'uuid')}) group by status`)
+      ).map((row) => [row.status, row.n]),
+    );
     if ((counts.get('success') ?? 0) + (counts.get('failed') ?? 0) === ORDERS) break;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  t.deepEqual(Object.fromEntries([...counts].filter(([status]) => status !== 'success' && status !== 'failed')), {},
-    `every order final: ${JSON.stringify(Object.fromEntries(counts))}, recovery ${JSON.stringify(totals)}`);
+  t.deepEqual(
+    Object.fromEntries([...counts].filter(([status]) => status !== 'success' && status !== 'failed')),
+    {},
+    `every order final: ${JSON.stringify(Object.fromEntries(counts))}, recovery ${JSON.stringify(totals)}`,
+  );
   t.is(totals.manual, 0, 'no order needed a human');
   t.log(`final: ${JSON.stringify(Object.fromEntries(counts))}; recovery: ${JSON.stringify(totals)}`);
   const stats = system.sim!.stats();
@@ -83,7 +102,10 @@ test('when a fifth of the callbacks are dropped, then recovery alone brings all 
   t.deepEqual(await allInvariants(balance, ledger), []);
   // I7: one payout per reference, and money moved exactly for the orders that succeeded
   const statuses = await system.waitForOrders(orderIds, ['success', 'failed']);
-  const journals = await journalKindsOf(ledger, placed.map((o) => o.transactionId));
+  const journals = await journalKindsOf(
+    ledger,
+    placed.map((o) => o.transactionId),
+  );
   for (const order of placed) {
     t.is(stats.executed[order.transactionId], 1, `I7: ${order.transactionId}`);
     t.deepEqual(journals.get(order.transactionId), ['hold', statuses.get(order.orderId) === 'success' ? 'settle' : 'reverse']);
@@ -107,5 +129,8 @@ test('when a fifth of the callbacks are dropped, then recovery alone brings all 
   const report = await runReport('trial-balance', {}, system.db.databases);
   const column = (name: string) => report.columns.indexOf(name);
   const totalsRows = report.rows.filter((row) => row[column('account_kind')] === 'total');
-  t.deepEqual(totalsRows.map((row) => [row[column('currency')], row[column('net')]]), [['USD', '0.00']]);
+  t.deepEqual(
+    totalsRows.map((row) => [row[column('currency')], row[column('net')]]),
+    [['USD', '0.00']],
+  );
 });

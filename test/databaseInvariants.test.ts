@@ -71,7 +71,12 @@ async function insertAccount(client: pg.Client, userId: string, availableMinor =
   return rows[0]!.id;
 }
 
-async function insertOrder(client: pg.Client, accountId: string, status: string, amountMinor = 100n): Promise<{ id: string; transactionId: string }> {
+async function insertOrder(
+  client: pg.Client,
+  accountId: string,
+  status: string,
+  amountMinor = 100n,
+): Promise<{ id: string; transactionId: string }> {
   const id = uuidv7();
   const transactionId = uuidv7();
   await client.query(
@@ -84,33 +89,45 @@ async function insertOrder(client: pg.Client, accountId: string, status: string,
 
 // ---------------------------------------------------------------- Balance DB
 
-test.serial('when an update would make available or reserved negative, or break balance = available + reserved, then the accounts CHECKs refuse it', async (t) => {
-  const accountId = await insertAccount(balance, 'db-checks', 1_000n, 0n);
-  const attempts: Array<[string, string, string]> = [
-    ['available < 0', 'balance_minor = 0, available_minor = -1, reserved_minor = 1', 'accounts_available_nonnegative'],
-    ['reserved < 0', 'balance_minor = 0, available_minor = 1, reserved_minor = -1', 'accounts_reserved_nonnegative'],
-    ['split broken', 'balance_minor = 1000, available_minor = 500, reserved_minor = 499', 'accounts_balance_split'],
-    ['overdraw', 'available_minor = available_minor - 1001, reserved_minor = reserved_minor + 1001', 'accounts_available_nonnegative'],
-    ['balance alone', 'balance_minor = balance_minor + 1', 'accounts_balance_split'],
-  ];
-  for (const [label, assignment, constraint] of attempts) {
-    const refused = await failure(t, () => balance.query(`update accounts set ${assignment} where id = $1`, [accountId]), label);
-    t.is(refused.code, '23514', label);
-    t.is(refused.constraint, constraint, label);
-  }
-  const insert = await failure(t, () => balance.query(
-    `insert into accounts (user_id, currency, balance_minor, available_minor, reserved_minor) values ('db-checks', 'USD', 5, 5, 1)`,
-  ), 'insert with a broken split');
-  t.is(insert.constraint, 'accounts_balance_split');
-  // the legal move of a reservation passes, so the refusals above are about the numbers
-  await balance.query('update accounts set available_minor = 0, reserved_minor = 1000 where id = $1', [accountId]);
-  const { rows } = await balance.query('select balance_minor::text as b, available_minor::text as a, reserved_minor::text as r from accounts where id = $1', [accountId]);
-  t.deepEqual(rows, [{ b: '1000', a: '0', r: '1000' }]);
-});
+test.serial(
+  'when an update would make available or reserved negative, or break balance = available + reserved, then the accounts CHECKs refuse it',
+  async (t) => {
+    const accountId = await insertAccount(balance, 'db-checks', 1_000n, 0n);
+    const attempts: Array<[string, string, string]> = [
+      ['available < 0', 'balance_minor = 0, available_minor = -1, reserved_minor = 1', 'accounts_available_nonnegative'],
+      ['reserved < 0', 'balance_minor = 0, available_minor = 1, reserved_minor = -1', 'accounts_reserved_nonnegative'],
+      ['split broken', 'balance_minor = 1000, available_minor = 500, reserved_minor = 499', 'accounts_balance_split'],
+      ['overdraw', 'available_minor = available_minor - 1001, reserved_minor = reserved_minor + 1001', 'accounts_available_nonnegative'],
+      ['balance alone', 'balance_minor = balance_minor + 1', 'accounts_balance_split'],
+    ];
+    for (const [label, assignment, constraint] of attempts) {
+      const refused = await failure(t, () => balance.query(`update accounts set ${assignment} where id = $1`, [accountId]), label);
+      t.is(refused.code, '23514', label);
+      t.is(refused.constraint, constraint, label);
+    }
+    const insert = await failure(
+      t,
+      () =>
+        balance.query(
+          `insert into accounts (user_id, currency, balance_minor, available_minor, reserved_minor) values ('db-checks', 'USD', 5, 5, 1)`,
+        ),
+      'insert with a broken split',
+    );
+    t.is(insert.constraint, 'accounts_balance_split');
+    // the legal move of a reservation passes, so the refusals above are about the numbers
+    await balance.query('update accounts set available_minor = 0, reserved_minor = 1000 where id = $1', [accountId]);
+    const { rows } = await balance.query(
+      'select balance_minor::text as b, available_minor::text as a, reserved_minor::text as r from accounts where id = $1',
+      [accountId],
+    );
+    t.deepEqual(rows, [{ b: '1000', a: '0', r: '1000' }]);
+  },
+);
 
 test.serial('when the SQL transition table is read, then it is exactly the state machine of the code', async (t) => {
   const { rows } = await balance.query<{ from_status: string; to_status: string }>(
-    'select from_status, to_status from withdraw_transitions order by 1, 2');
+    'select from_status, to_status from withdraw_transitions order by 1, 2',
+  );
   const fromCode = Object.entries(NEXT).flatMap(([from, tos]) => tos.map((to) => ({ from_status: from, to_status: to })));
   const order = (a: { from_status: string; to_status: string }, b: { from_status: string; to_status: string }) =>
     `${a.from_status}/${a.to_status}`.localeCompare(`${b.from_status}/${b.to_status}`);
@@ -125,7 +142,8 @@ test.serial('when an order changes status, then the trigger allows exactly the m
         if (from === to) continue;
         const order = await insertOrder(balance, accountId, from);
         const label = `${from} -> ${to}`;
-        const move = () => inSavepoint(balance, () => balance.query('update withdraw_orders set status = $2 where id = $1', [order.id, to]));
+        const move = () =>
+          inSavepoint(balance, () => balance.query('update withdraw_orders set status = $2 where id = $1', [order.id, to]));
         if (canTransition(from, to)) {
           await move();
           const { rows } = await balance.query('select status from withdraw_orders where id = $1', [order.id]);
@@ -146,7 +164,11 @@ test.serial('when an order gets an unknown status or its defining fields change,
   const unknown = await failure(t, () => insertOrder(balance, accountId, 'paid'), 'unknown status on insert');
   t.is(unknown.constraint, 'withdraw_orders_status_known');
   const order = await insertOrder(balance, accountId, 'init');
-  const updateUnknown = await failure(t, () => balance.query(`update withdraw_orders set status = 'paid' where id = $1`, [order.id]), 'unknown status');
+  const updateUnknown = await failure(
+    t,
+    () => balance.query(`update withdraw_orders set status = 'paid' where id = $1`, [order.id]),
+    'unknown status',
+  );
   t.is(updateUnknown.code, '23514');
   const changes: Array<[string, string, unknown[]]> = [
     ['amount', 'amount_minor = amount_minor + 1', []],
@@ -158,15 +180,27 @@ test.serial('when an order gets an unknown status or its defining fields change,
     ['created_at', `created_at = created_at - interval '1 day'`, []],
   ];
   for (const [label, assignment, extra] of changes) {
-    const refused = await failure(t, () => balance.query(`update withdraw_orders set ${assignment} where id = $1`, [order.id, ...extra]), label);
+    const refused = await failure(
+      t,
+      () => balance.query(`update withdraw_orders set ${assignment} where id = $1`, [order.id, ...extra]),
+      label,
+    );
     t.is(refused.constraint, 'withdraw_orders_immutable', label);
   }
-  for (const [label, column, value] of [['zero amount', 'amount_minor', '0'], ['bad destination', 'to_account_id', 'bad id']] as const) {
-    const refused = await failure(t, () => balance.query(
-      `insert into withdraw_orders (id, transaction_id, user_id, account_id, to_account_id, amount_minor, currency, status)
+  for (const [label, column, value] of [
+    ['zero amount', 'amount_minor', '0'],
+    ['bad destination', 'to_account_id', 'bad id'],
+  ] as const) {
+    const refused = await failure(
+      t,
+      () =>
+        balance.query(
+          `insert into withdraw_orders (id, transaction_id, user_id, account_id, to_account_id, amount_minor, currency, status)
        values ($1, $2, 'db-user', $3, ${column === 'to_account_id' ? '$4' : `'bank-1'`}, ${column === 'amount_minor' ? '$4' : '1'}, 'USD', 'init')`,
-      [uuidv7(), uuidv7(), accountId, value],
-    ), label);
+          [uuidv7(), uuidv7(), accountId, value],
+        ),
+      label,
+    );
     t.is(refused.code, '23514', label);
   }
   const { rows } = await balance.query('select status, amount_minor::text as amount from withdraw_orders where id = $1', [order.id]);
@@ -176,38 +210,60 @@ test.serial('when an order gets an unknown status or its defining fields change,
 test.serial('when a history row records a move the state machine does not allow, then its foreign key refuses it', async (t) => {
   const accountId = await insertAccount(balance, 'db-history');
   const order = await insertOrder(balance, accountId, 'init');
-  const refused = await failure(t, () => balance.query(
-    `insert into withdraw_status_history (order_id, from_status, to_status, actor) values ($1, 'init', 'success', 'job')`, [order.id]),
-  'init -> success in history');
+  const refused = await failure(
+    t,
+    () =>
+      balance.query(`insert into withdraw_status_history (order_id, from_status, to_status, actor) values ($1, 'init', 'success', 'job')`, [
+        order.id,
+      ]),
+    'init -> success in history',
+  );
   t.is(refused.constraint, 'withdraw_status_history_transition_allowed');
   await balance.query(
-    `insert into withdraw_status_history (order_id, from_status, to_status, actor) values ($1, 'init', 'processing', 'job')`, [order.id]);
+    `insert into withdraw_status_history (order_id, from_status, to_status, actor) values ($1, 'init', 'processing', 'job')`,
+    [order.id],
+  );
   t.pass();
 });
 
-test.serial('when a reservation is final, then it cannot go back to held nor change to the other final state, and its amount is fixed', async (t) => {
-  const accountId = await insertAccount(balance, 'db-reservations');
-  const reservation = async (status: string) => {
-    const transactionId = uuidv7();
-    await balance.query(`insert into reservations (transaction_id, account_id, amount_minor, status) values ($1, $2, 100, $3)`,
-      [transactionId, accountId, status]);
-    return transactionId;
-  };
-  const setStatus = (transactionId: string, status: string) =>
-    balance.query('update reservations set status = $2 where transaction_id = $1', [transactionId, status]);
-  for (const [from, to] of [['captured', 'held'], ['released', 'held'], ['captured', 'released'], ['released', 'captured']]) {
-    const refused = await failure(t, async () => setStatus(await reservation(from!), to!), `${from} -> ${to}`);
-    t.is(refused.constraint, 'reservations_final', `${from} -> ${to}`);
-  }
-  const held = await reservation('held');
-  const amount = await failure(t, () => balance.query('update reservations set amount_minor = 1 where transaction_id = $1', [held]), 'amount');
-  t.is(amount.constraint, 'reservations_immutable');
-  await setStatus(held, 'captured');
-  const back = await failure(t, () => setStatus(held, 'held'), 'captured back to held');
-  t.is(back.constraint, 'reservations_final');
-  const unknown = await failure(t, () => reservation('pending'), 'unknown status');
-  t.is(unknown.constraint, 'reservations_status_known');
-});
+test.serial(
+  'when a reservation is final, then it cannot go back to held nor change to the other final state, and its amount is fixed',
+  async (t) => {
+    const accountId = await insertAccount(balance, 'db-reservations');
+    const reservation = async (status: string) => {
+      const transactionId = uuidv7();
+      await balance.query(`insert into reservations (transaction_id, account_id, amount_minor, status) values ($1, $2, 100, $3)`, [
+        transactionId,
+        accountId,
+        status,
+      ]);
+      return transactionId;
+    };
+    const setStatus = (transactionId: string, status: string) =>
+      balance.query('update reservations set status = $2 where transaction_id = $1', [transactionId, status]);
+    for (const [from, to] of [
+      ['captured', 'held'],
+      ['released', 'held'],
+      ['captured', 'released'],
+      ['released', 'captured'],
+    ]) {
+      const refused = await failure(t, async () => setStatus(await reservation(from!), to!), `${from} -> ${to}`);
+      t.is(refused.constraint, 'reservations_final', `${from} -> ${to}`);
+    }
+    const held = await reservation('held');
+    const amount = await failure(
+      t,
+      () => balance.query('update reservations set amount_minor = 1 where transaction_id = $1', [held]),
+      'amount',
+    );
+    t.is(amount.constraint, 'reservations_immutable');
+    await setStatus(held, 'captured');
+    const back = await failure(t, () => setStatus(held, 'held'), 'captured back to held');
+    t.is(back.constraint, 'reservations_final');
+    const unknown = await failure(t, () => reservation('pending'), 'unknown status');
+    t.is(unknown.constraint, 'reservations_status_known');
+  },
+);
 
 // ---------------------------------------------------------------- Ledger DB
 
@@ -215,7 +271,9 @@ type LedgerEvent = { source: string; transactionId: string; kind: string; accoun
 
 async function post(events: LedgerEvent[], client: pg.Client = ledger) {
   const { rows } = await client.query<{ transaction_id: string; kind: string; journal_id: string; posted: boolean }>(
-    'select * from ledger_post($1::jsonb)', [JSON.stringify(events)]);
+    'select * from ledger_post($1::jsonb)',
+    [JSON.stringify(events)],
+  );
   return rows;
 }
 
@@ -227,15 +285,26 @@ async function entriesOf(transactionId: string) {
   const { rows } = await ledger.query<{ kind: string; code: string; amount: string }>(
     `select j.kind, a.code, e.amount_minor::text as amount
        from entries e join journal_transactions j on j.id = e.journal_id join ledger_accounts a on a.id = e.ledger_account_id
-      where j.transaction_id = $1 order by e.id`, [transactionId]);
+      where j.transaction_id = $1 order by e.id`,
+    [transactionId],
+  );
   return rows;
 }
 
 async function accountEntries(code: string) {
-  const { rows } = await ledger.query<{ seq: string; amount: string; previous: string; current: string; previous_hash: Buffer | null; hash: Buffer }>(
+  const { rows } = await ledger.query<{
+    seq: string;
+    amount: string;
+    previous: string;
+    current: string;
+    previous_hash: Buffer | null;
+    hash: Buffer;
+  }>(
     `select e.account_sequence::text as seq, e.amount_minor::text as amount, e.previous_balance_minor::text as previous,
             e.current_balance_minor::text as current, e.previous_hash, e.hash
-       from entries e join ledger_accounts a on a.id = e.ledger_account_id where a.code = $1 order by e.account_sequence`, [code]);
+       from entries e join ledger_accounts a on a.id = e.ledger_account_id where a.code = $1 order by e.account_sequence`,
+    [code],
+  );
   return rows;
 }
 
@@ -250,12 +319,17 @@ test.serial('when a deposit is posted, then two entries sum to zero; posted agai
     { kind: 'deposit', code: 'funding:USD', amount: '500' },
     { kind: 'deposit', code: `wallet:${accountId}`, amount: '-500' },
   ]);
-  t.is(entries.reduce((sum, e) => sum + BigInt(e.amount), 0n), 0n);
+  t.is(
+    entries.reduce((sum, e) => sum + BigInt(e.amount), 0n),
+    0n,
+  );
 
   const again = await post([deposit]);
   t.deepEqual(again, [{ transaction_id: deposit.transactionId, kind: 'deposit', journal_id: first[0]!.journal_id, posted: false }]);
   t.is((await entriesOf(deposit.transactionId)).length, 2);
-  const { rows } = await ledger.query('select count(*)::int as n from journal_transactions where transaction_id = $1', [deposit.transactionId]);
+  const { rows } = await ledger.query('select count(*)::int as n from journal_transactions where transaction_id = $1', [
+    deposit.transactionId,
+  ]);
   t.is(rows[0].n, 1);
 });
 
@@ -285,53 +359,92 @@ test.serial('when entries or journal transactions are updated, deleted or trunca
     t.regex(refused.message, /append-only/, label);
   }
   // journal_transactions' own TRUNCATE guard, without the foreign key from entries in the way
-  const truncated = await rolledBack(ledger, () => failure(t, async () => {
-    await ledger.query('alter table entries drop constraint entries_journal_id_fkey');
-    await ledger.query('truncate journal_transactions');
-  }, 'truncate journal'));
+  const truncated = await rolledBack(ledger, () =>
+    failure(
+      t,
+      async () => {
+        await ledger.query('alter table entries drop constraint entries_journal_id_fkey');
+        await ledger.query('truncate journal_transactions');
+      },
+      'truncate journal',
+    ),
+  );
   t.regex(truncated.message, /journal_transactions is append-only/);
   t.is((await entriesOf(deposit.transactionId)).length, 2);
-  t.deepEqual((await entriesOf(deposit.transactionId)).map((e) => e.amount), ['300', '-300']);
+  t.deepEqual(
+    (await entriesOf(deposit.transactionId)).map((e) => e.amount),
+    ['300', '-300'],
+  );
 });
 
-test.serial('when a journal transaction is written by hand unbalanced or with one entry, then COMMIT fails; balanced, it commits', async (t) => {
-  const { rows: accounts } = await ledger.query<{ id: string }>(
-    `insert into ledger_accounts (code, kind, currency) values ('funding:HAND1', 'funding', 'USD'), ('funding:HAND2', 'funding', 'USD')
-     returning id`);
-  const [a, b] = accounts.map((r) => r.id);
-  const entry = (journalId: string, accountId: string, amount: number, sequence: number) => ledger.query(
-    `insert into entries (journal_id, ledger_account_id, amount_minor, currency, account_sequence, previous_balance_minor,
+test.serial(
+  'when a journal transaction is written by hand unbalanced or with one entry, then COMMIT fails; balanced, it commits',
+  async (t) => {
+    const { rows: accounts } = await ledger.query<{ id: string }>(
+      `insert into ledger_accounts (code, kind, currency) values ('funding:HAND1', 'funding', 'USD'), ('funding:HAND2', 'funding', 'USD')
+     returning id`,
+    );
+    const [a, b] = accounts.map((r) => r.id);
+    const entry = (journalId: string, accountId: string, amount: number, sequence: number) =>
+      ledger.query(
+        `insert into entries (journal_id, ledger_account_id, amount_minor, currency, account_sequence, previous_balance_minor,
                           current_balance_minor, hash)
-     values ($1, $2, $3, 'USD', $4, 0, $3, '\\x00')`, [journalId, accountId, amount, sequence]);
-  const journal = async (kind: string) => (await ledger.query<{ id: string }>(
-    `insert into journal_transactions (transaction_id, kind, source) values ($1, $2, 'hand') returning id`, [uuidv4(), kind])).rows[0]!.id;
+     values ($1, $2, $3, 'USD', $4, 0, $3, '\\x00')`,
+        [journalId, accountId, amount, sequence],
+      );
+    const journal = async (kind: string) =>
+      (
+        await ledger.query<{ id: string }>(
+          `insert into journal_transactions (transaction_id, kind, source) values ($1, $2, 'hand') returning id`,
+          [uuidv4(), kind],
+        )
+      ).rows[0]!.id;
 
-  const attempts: Array<[string, () => Promise<void>]> = [
-    ['one entry', async () => { await entry(await journal('deposit'), a!, 100, 1); }],
-    ['unbalanced', async () => { const j = await journal('deposit'); await entry(j, a!, 100, 1); await entry(j, b!, -99, 1); }],
-    ['no entries', async () => { await journal('deposit'); }],
-  ];
-  for (const [label, write] of attempts) {
+    const attempts: Array<[string, () => Promise<void>]> = [
+      [
+        'one entry',
+        async () => {
+          await entry(await journal('deposit'), a!, 100, 1);
+        },
+      ],
+      [
+        'unbalanced',
+        async () => {
+          const j = await journal('deposit');
+          await entry(j, a!, 100, 1);
+          await entry(j, b!, -99, 1);
+        },
+      ],
+      [
+        'no entries',
+        async () => {
+          await journal('deposit');
+        },
+      ],
+    ];
+    for (const [label, write] of attempts) {
+      await ledger.query('begin');
+      await write();
+      const refused = await failure(t, () => ledger.query('commit'), label);
+      t.is(refused.constraint, 'journal_transactions_balanced', label);
+      t.is(refused.code, '23514', label);
+    }
+    const { rows: after } = await ledger.query(`select count(*)::int as n from journal_transactions where source = 'hand'`);
+    t.is(after[0].n, 0);
+
     await ledger.query('begin');
-    await write();
-    const refused = await failure(t, () => ledger.query('commit'), label);
-    t.is(refused.constraint, 'journal_transactions_balanced', label);
-    t.is(refused.code, '23514', label);
-  }
-  const { rows: after } = await ledger.query(`select count(*)::int as n from journal_transactions where source = 'hand'`);
-  t.is(after[0].n, 0);
-
-  await ledger.query('begin');
-  const j = await journal('deposit');
-  await entry(j, a!, 100, 1);
-  await entry(j, b!, -100, 1);
-  await ledger.query(
-    `update ledger_accounts set balance_minor = case id when $1 then 100 else -100 end, entry_count = 1 where id = any($2::bigint[])`,
-    [a, [a, b]]);
-  await ledger.query('commit');
-  const { rows: committed } = await ledger.query(`select count(*)::int as n from entries where journal_id = $1`, [j]);
-  t.is(committed[0].n, 2);
-});
+    const j = await journal('deposit');
+    await entry(j, a!, 100, 1);
+    await entry(j, b!, -100, 1);
+    await ledger.query(
+      `update ledger_accounts set balance_minor = case id when $1 then 100 else -100 end, entry_count = 1 where id = any($2::bigint[])`,
+      [a, [a, b]],
+    );
+    await ledger.query('commit');
+    const { rows: committed } = await ledger.query(`select count(*)::int as n from entries where journal_id = $1`, [j]);
+    t.is(committed[0].n, 2);
+  },
+);
 
 test.serial('when several postings hit one account, then its sequence, running balance and hash chain continue without gaps', async (t) => {
   const accountId = uuidv4();
@@ -344,8 +457,16 @@ test.serial('when several postings hit one account, then its sequence, running b
     [`wallet:${otherId}`, amounts.map((a) => -2n * a)],
   ] as const) {
     const rows = await accountEntries(code);
-    t.deepEqual(rows.map((r) => r.seq), expectedAmounts.map((_, i) => String(i + 1)), code);
-    t.deepEqual(rows.map((r) => BigInt(r.amount)), [...expectedAmounts], code);
+    t.deepEqual(
+      rows.map((r) => r.seq),
+      expectedAmounts.map((_, i) => String(i + 1)),
+      code,
+    );
+    t.deepEqual(
+      rows.map((r) => BigInt(r.amount)),
+      [...expectedAmounts],
+      code,
+    );
     let running = 0n;
     let previousHash: Buffer | null = null;
     for (const row of rows) {
@@ -356,7 +477,9 @@ test.serial('when several postings hit one account, then its sequence, running b
       previousHash = row.hash;
     }
     const { rows: account } = await ledger.query(
-      'select balance_minor::text as balance, entry_count::text as n, last_entry_hash from ledger_accounts where code = $1', [code]);
+      'select balance_minor::text as balance, entry_count::text as n, last_entry_hash from ledger_accounts where code = $1',
+      [code],
+    );
     t.deepEqual(account[0], { balance: running.toString(), n: String(rows.length), last_entry_hash: previousHash });
   }
   // funding took every deposit of both wallets, in order, too
@@ -382,18 +505,24 @@ test.serial('when a settle or reverse arrives before its hold, then the hold is 
 
   const reversed = uuidv4();
   await post([event('reverse', accountId, 200n, reversed)]);
-  t.deepEqual((await entriesOf(reversed)).map((e) => [e.kind, e.code, e.amount]), [
-    ['hold', `wallet:${accountId}`, '200'],
-    ['hold', 'in_transit:USD', '-200'],
-    ['reverse', 'in_transit:USD', '200'],
-    ['reverse', `wallet:${accountId}`, '-200'],
-  ]);
+  t.deepEqual(
+    (await entriesOf(reversed)).map((e) => [e.kind, e.code, e.amount]),
+    [
+      ['hold', `wallet:${accountId}`, '200'],
+      ['hold', 'in_transit:USD', '-200'],
+      ['reverse', 'in_transit:USD', '200'],
+      ['reverse', `wallet:${accountId}`, '-200'],
+    ],
+  );
   // the ledger holds no hold outbox event for holds posted on the way to a final state
-  const { rows: outbox } = await ledger.query(`select count(*)::int as n from outbox where transaction_id = any($1::uuid[])`, [[settled, reversed]]);
+  const { rows: outbox } = await ledger.query(`select count(*)::int as n from outbox where transaction_id = any($1::uuid[])`, [
+    [settled, reversed],
+  ]);
   t.is(outbox[0].n, 0);
   const { rows } = await ledger.query<{ code: string; balance: string }>(
     `select code, balance_minor::text as balance from ledger_accounts where code = any($1) order by code`,
-    [[`wallet:${accountId}`]]);
+    [[`wallet:${accountId}`]],
+  );
   // deposit 1000 owed, 300 paid out, 200 held and returned: the platform owes 700
   t.deepEqual(rows, [{ code: `wallet:${accountId}`, balance: '-700' }]);
 });
@@ -403,18 +532,22 @@ test.serial('when a hold is posted, then the ledger outbox announces it once', a
   const hold = event('hold', accountId, 50n);
   await post([hold]);
   await post([hold]);
-  const { rows } = await ledger.query(`select topic, payload ->> 'transactionId' as tx from outbox where transaction_id = $1`, [hold.transactionId]);
+  const { rows } = await ledger.query(`select topic, payload ->> 'transactionId' as tx from outbox where transaction_id = $1`, [
+    hold.transactionId,
+  ]);
   t.deepEqual(rows, [{ topic: 'ledger.held', tx: hold.transactionId }]);
 });
 
 test.serial('when everything above is posted, then the whole ledger balances per currency (trial balance)', async (t) => {
   await post([event('deposit', uuidv4(), 123n, uuidv4(), 'JPY'), event('deposit', uuidv4(), 77n, uuidv4(), 'EUR')]);
   const { rows } = await ledger.query(
-    'select currency, sum(amount_minor)::text as total from entries group by currency having sum(amount_minor) <> 0');
+    'select currency, sum(amount_minor)::text as total from entries group by currency having sum(amount_minor) <> 0',
+  );
   t.deepEqual(rows, []);
   const { rows: accounts } = await ledger.query(
     `select a.code from ledger_accounts a
-      where a.balance_minor <> coalesce((select sum(e.amount_minor) from entries e where e.ledger_account_id = a.id), 0)`);
+      where a.balance_minor <> coalesce((select sum(e.amount_minor) from entries e where e.ledger_account_id = a.id), 0)`,
+  );
   t.deepEqual(accounts, []);
 });
 
@@ -425,7 +558,7 @@ test.serial('when everything above is posted, then the whole ledger balances per
  * honest use of it, since they are plain arithmetic on one row (no trigger, no plpgsql, no
  * concurrency). Values stay below 2^53 because pg-mem computes bigint with JS numbers.
  */
-test.serial('when any triple of balances is written, then the migration\'s accounts CHECKs accept exactly the I1 ones (pg-mem)', (t) => {
+test.serial("when any triple of balances is written, then the migration's accounts CHECKs accept exactly the I1 ones (pg-mem)", (t) => {
   const migration = readFileSync(sqlDir('balance', '0001_accounts_orders.sql'), 'utf8');
   const table = /create table accounts \(([\s\S]*?)\n\);/.exec(migration)?.[1];
   t.truthy(table, 'create table accounts not found in the migration');

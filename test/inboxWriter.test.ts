@@ -14,8 +14,13 @@ test.after.always(async () => {
 });
 
 const event = (eventId: string, reference = uuidv4()) => ({
-  eventId, reference, status: 'paid' as const, failureCode: null, occurredAt: new Date().toISOString(),
-  payload: { eventId, reference }, signedAtSec: Math.floor(Date.now() / 1000),
+  eventId,
+  reference,
+  status: 'paid' as const,
+  failureCode: null,
+  occurredAt: new Date().toISOString(),
+  payload: { eventId, reference },
+  signedAtSec: Math.floor(Date.now() / 1000),
 });
 
 test('when callbacks arrive together, then each event id is stored once and exactly one of its requests is told "stored"', async (t) => {
@@ -37,7 +42,10 @@ test('when one row of a batch cannot be stored, then only its request fails and 
   const good = Array.from({ length: 5 }, () => `good-${uuidv4()}`);
   const bad = { ...event(`bad-${uuidv4()}`), occurredAt: 'not a timestamp' };
   const results = await Promise.allSettled([...good.map((id) => writer.store(event(id))), writer.store(bad)]);
-  t.deepEqual(results.slice(0, 5).map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
+  t.deepEqual(
+    results.slice(0, 5).map((r) => r.status),
+    ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'],
+  );
   t.is(results[5]!.status, 'rejected');
   const rows = await db.databases.balance.oneFirst(sql.type(z.object({ n: z.number() }))`
     select count(*)::int as n from gateway_inbox where event_id = any(${sql.array(good, 'text')})`);

@@ -73,11 +73,13 @@ async function tamper(db: TestDatabases, statements: (client: pg.Client) => Prom
 const ENTRY_ID = `(select e.id from entries e join ledger_accounts a on a.id = e.ledger_account_id
                     where a.code = $1 and e.account_sequence = $2)`;
 
-const summary = (result: LedgerVerification) =>
-  result.breaks.map((b) => `${b.kind} ${b.accountCode ?? '-'} ${b.sequence ?? '-'}`).sort();
+const summary = (result: LedgerVerification) => result.breaks.map((b) => `${b.kind} ${b.accountCode ?? '-'} ${b.sequence ?? '-'}`).sort();
 
 async function journalIdOf(client: pg.Client, name: string, kind: Kind): Promise<bigint> {
-  const { rows } = await client.query<{ id: string }>('select id::text from journal_transactions where transaction_id = $1 and kind = $2', [tx(name), kind]);
+  const { rows } = await client.query<{ id: string }>('select id::text from journal_transactions where transaction_id = $1 and kind = $2', [
+    tx(name),
+    kind,
+  ]);
   return BigInt(rows[0]?.id ?? '0');
 }
 
@@ -105,14 +107,21 @@ test('when the ledger was only ever posted through ledger_post, then it verifies
 
 test('when an amount is changed together with its running balance, then the hash, the next entry and the journal break', async (t) => {
   await withSeededLedger(async (db) => {
-    await tamper(db, (c) => c.query(
-      `update entries set amount_minor = amount_minor + 100, current_balance_minor = current_balance_minor + 100 where id = ${ENTRY_ID}`, [W_USD, 2]));
+    await tamper(db, (c) =>
+      c.query(
+        `update entries set amount_minor = amount_minor + 100, current_balance_minor = current_balance_minor + 100 where id = ${ENTRY_ID}`,
+        [W_USD, 2],
+      ),
+    );
     const result = await verifyLedger(db.databases.ledger);
     t.deepEqual(summary(result), [`hash ${W_USD} 2`, 'journal_unbalanced - -', `previous_balance ${W_USD} 3`].sort());
     const journal = result.breaks.find((b) => b.kind === 'journal_unbalanced');
     t.is(journal?.journalId, await journalIdOf(await db.client('ledger'), 'w1', 'hold'));
     t.is(journal?.found, 'USD 100');
-    t.like(result.breaks.find((b) => b.kind === 'previous_balance'), { expected: '-7400', found: '-7500' });
+    t.like(
+      result.breaks.find((b) => b.kind === 'previous_balance'),
+      { expected: '-7400', found: '-7500' },
+    );
     t.false(result.clean);
   });
 });
@@ -132,10 +141,20 @@ test('when an entry in the middle of a chain is deleted, then the gap, the broke
   await withSeededLedger(async (db) => {
     await tamper(db, (c) => c.query(`delete from entries where id = ${ENTRY_ID}`, [W_USD, 3]));
     const result = await verifyLedger(db.databases.ledger);
-    t.deepEqual(summary(result), [
-      'journal_entries_too_few - -', 'journal_unbalanced - -', `previous_balance ${W_USD} 4`, `previous_hash ${W_USD} 4`, `sequence ${W_USD} 4`,
-    ].sort());
-    t.like(result.breaks.find((b) => b.kind === 'sequence'), { expected: '3', found: '4' });
+    t.deepEqual(
+      summary(result),
+      [
+        'journal_entries_too_few - -',
+        'journal_unbalanced - -',
+        `previous_balance ${W_USD} 4`,
+        `previous_hash ${W_USD} 4`,
+        `sequence ${W_USD} 4`,
+      ].sort(),
+    );
+    t.like(
+      result.breaks.find((b) => b.kind === 'sequence'),
+      { expected: '3', found: '4' },
+    );
     const journalId = await journalIdOf(await db.client('ledger'), 'w2', 'hold');
     t.true(result.breaks.filter((b) => b.kind.startsWith('journal_')).every((b) => b.journalId === journalId));
     t.is(result.entriesChecked, JOURNALS * 2 - 1);
@@ -146,11 +165,20 @@ test('when the last entry of an account is deleted, then the account projection 
   await withSeededLedger(async (db) => {
     await tamper(db, (c) => c.query(`delete from entries where id = ${ENTRY_ID}`, [W_JPY, 2]));
     const result = await verifyLedger(db.databases.ledger);
-    t.deepEqual(summary(result), [
-      `account_balance ${W_JPY} 1`, `account_entry_count ${W_JPY} 1`, `account_last_hash ${W_JPY} 1`,
-      'journal_entries_too_few - -', 'journal_unbalanced - -',
-    ].sort());
-    t.like(result.breaks.find((b) => b.kind === 'account_balance'), { expected: '-700', found: '-600' });
+    t.deepEqual(
+      summary(result),
+      [
+        `account_balance ${W_JPY} 1`,
+        `account_entry_count ${W_JPY} 1`,
+        `account_last_hash ${W_JPY} 1`,
+        'journal_entries_too_few - -',
+        'journal_unbalanced - -',
+      ].sort(),
+    );
+    t.like(
+      result.breaks.find((b) => b.kind === 'account_balance'),
+      { expected: '-700', found: '-600' },
+    );
   });
 });
 
@@ -159,11 +187,16 @@ test('when the created_at of two entries are swapped, then neither hash recomput
     await tamper(db, async (c) => {
       const { rows } = await c.query<{ id: string; at: string }>(
         `select e.id, (extract(epoch from e.created_at) * 1000000)::bigint::text as at from entries e join ledger_accounts a on a.id = e.ledger_account_id
-          where a.code = $1 and e.account_sequence in (1, 2) order by e.account_sequence`, [W_EUR]);
+          where a.code = $1 and e.account_sequence in (1, 2) order by e.account_sequence`,
+        [W_EUR],
+      );
       t.is(rows.length, 2);
       t.not(rows[0]?.at, rows[1]?.at, 'posted by two calls, so at two instants');
-      await c.query(`update entries e set created_at = o.created_at from entries o
-                      where (e.id, o.id) in (($1::bigint, $2::bigint), ($2::bigint, $1::bigint))`, [rows[0]?.id, rows[1]?.id]);
+      await c.query(
+        `update entries e set created_at = o.created_at from entries o
+                      where (e.id, o.id) in (($1::bigint, $2::bigint), ($2::bigint, $1::bigint))`,
+        [rows[0]?.id, rows[1]?.id],
+      );
     });
     const result = await verifyLedger(db.databases.ledger);
     t.deepEqual(summary(result), [`hash ${W_EUR} 1`, `hash ${W_EUR} 2`]);
@@ -202,7 +235,10 @@ test('when there are more breaks than breaksMax, then all are counted and the fi
 // ---------------------------------------------------------------------------------------------
 // the CLI
 
-function runCli(env: Record<string, string>, args: readonly string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runCli(
+  env: Record<string, string>,
+  args: readonly string[] = [],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'reconcile/ledgerVerifyMain.ts'), ...args], {
       cwd: projectRoot,
@@ -211,8 +247,12 @@ function runCli(env: Record<string, string>, args: readonly string[] = []): Prom
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
@@ -229,7 +269,12 @@ test('when the CLI verifies a clean ledger, then it exits 0; once tampered, it p
     await tamper(db, (c) => c.query(`update entries set hash = $3 where id = ${ENTRY_ID}`, [W_EUR, 1, forged]));
     const tampered = await runCli(env);
     t.is(tampered.code, 1, tampered.stderr);
-    t.regex(tampered.stdout, new RegExp(`BREAK hash \\(account ${W_EUR}, sequence 1, entry \\d+, journal \\d+\\): expected [0-9a-f]{64}, found ${forged.toString('hex')}`));
+    t.regex(
+      tampered.stdout,
+      new RegExp(
+        `BREAK hash \\(account ${W_EUR}, sequence 1, entry \\d+, journal \\d+\\): expected [0-9a-f]{64}, found ${forged.toString('hex')}`,
+      ),
+    );
     t.regex(tampered.stdout, /: 2 break\(s\)$/m);
 
     const json = await runCli(env, ['--json']);
@@ -239,10 +284,15 @@ test('when the CLI verifies a clean ledger, then it exits 0; once tampered, it p
 });
 
 test('when the CLI is given an unknown argument or cannot reach the database, then it exits 2', async (t) => {
-  const usage = await runCli({ BALANCE_DATABASE_URL: 'postgres://x@127.0.0.1:1/x', LEDGER_DATABASE_URL: 'postgres://x@127.0.0.1:1/x' }, ['--bogus']);
+  const usage = await runCli({ BALANCE_DATABASE_URL: 'postgres://x@127.0.0.1:1/x', LEDGER_DATABASE_URL: 'postgres://x@127.0.0.1:1/x' }, [
+    '--bogus',
+  ]);
   t.is(usage.code, 2);
   t.regex(usage.stderr, /unknown argument --bogus/);
-  const unreachable = await runCli({ BALANCE_DATABASE_URL: 'postgres://x@127.0.0.1:1/x', LEDGER_DATABASE_URL: 'postgres://x@127.0.0.1:1/x' });
+  const unreachable = await runCli({
+    BALANCE_DATABASE_URL: 'postgres://x@127.0.0.1:1/x',
+    LEDGER_DATABASE_URL: 'postgres://x@127.0.0.1:1/x',
+  });
   t.is(unreachable.code, 2);
   t.regex(unreachable.stderr, /could not read the Ledger DB/);
 });
@@ -259,7 +309,10 @@ async function appDatabases(db: TestDatabases) {
   // as app/web.ts and jobs/worker.ts create them
   const config = loadConfig({ BALANCE_DATABASE_URL: db.balanceUrl, LEDGER_DATABASE_URL: db.ledgerUrl });
   return createDatabases(db, {
-    poolSizeMax: 2, statementTimeoutMs: 10_000, applicationName: 'withdraw-test-app', ledgerRole: config.database.ledgerRole,
+    poolSizeMax: 2,
+    statementTimeoutMs: 10_000,
+    applicationName: 'withdraw-test-app',
+    ledgerRole: config.database.ledgerRole,
   });
 }
 
@@ -273,7 +326,9 @@ test('when the application creates its Ledger DB pool, then the pool runs as wit
       const balance = await app.balance.one(sql.type(who)`select current_user as "currentUser", session_user as "sessionUser"`);
       t.is(balance.currentUser, balance.sessionUser, 'the Balance DB pool keeps the login user');
       // the role survives connections going back to the pool and coming out again
-      const seen = await Promise.all(Array.from({ length: 6 }, () => app.ledger.oneFirst(sql.type(z.object({ u: z.string() }))`select current_user as u`)));
+      const seen = await Promise.all(
+        Array.from({ length: 6 }, () => app.ledger.oneFirst(sql.type(z.object({ u: z.string() }))`select current_user as u`)),
+      );
       t.deepEqual(new Set(seen), new Set([LEDGER_DB_ROLE_DEFAULT]));
     } finally {
       await endDatabases(app);
@@ -328,7 +383,9 @@ test('when relayed ledger outbox rows pass their retention, then the application
       const marked = await app.ledger.transaction(async (connection) => {
         const ids = await connection.anyFirst(sql.type(z.object({ id: z.bigint() }))`
           select id from outbox where relayed_at is null order by id for update skip locked`);
-        await connection.query(sql.unsafe`update outbox set relayed_at = now() - interval '100 hours' where id = any(${sql.array(ids, 'int8')})`);
+        await connection.query(
+          sql.unsafe`update outbox set relayed_at = now() - interval '100 hours' where id = any(${sql.array(ids, 'int8')})`,
+        );
         return ids.length;
       });
       t.is(marked, rows[0]?.n ?? -1);
@@ -343,7 +400,10 @@ test('when the configured role does not exist, then the pool runs as the login u
   const db = await createTestDatabases({ poolSizeMax: 1, ledgerRole: null });
   const warnings: string[] = [];
   const pool = await createDatabasePool(db.ledgerUrl, {
-    poolSizeMax: 1, statementTimeoutMs: 10_000, applicationName: 'withdraw-test', sessionRole: `no_such_role_${randomUUID().slice(0, 8)}`,
+    poolSizeMax: 1,
+    statementTimeoutMs: 10_000,
+    applicationName: 'withdraw-test',
+    sessionRole: `no_such_role_${randomUUID().slice(0, 8)}`,
     warn: (message) => warnings.push(message),
   });
   try {

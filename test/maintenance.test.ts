@@ -37,7 +37,9 @@ test.serial('when idempotency keys pass their retention, then pruning deletes th
 
 test.serial('when relayed outbox rows pass their retention, then pruning deletes only those', async (t) => {
   const db = system.db.databases.balance;
-  await db.query(sql.unsafe`update outbox set relayed_at = now() - interval '100 hours' where id in (select id from outbox order by id limit 2)`);
+  await db.query(
+    sql.unsafe`update outbox set relayed_at = now() - interval '100 hours' where id in (select id from outbox order by id limit 2)`,
+  );
   const unrelayedBefore = await db.oneFirst(sql.type(count)`select count(*)::int as n from outbox where relayed_at is null`);
   t.is(await pruneRelayedOutbox(db, 72, 100), 2);
   t.is(await db.oneFirst(sql.type(count)`select count(*)::int as n from outbox where relayed_at is null`), unrelayedBefore);
@@ -47,7 +49,10 @@ test('when a settle does not match its hold, then the ledger refuses the whole b
   const accountId = uuidv4();
   const transactionId = uuidv4();
   const event = (outboxId: number, topic: 'withdraw.created' | 'withdraw.success', amountMinor: string) => ({
-    outboxId, topic, transactionId, payload: { transactionId, accountId, amountMinor, currency: 'USD' },
+    outboxId,
+    topic,
+    transactionId,
+    payload: { transactionId, accountId, amountMinor, currency: 'USD' },
   });
   await postLedgerEvents(system.db.databases.ledger, [event(1, 'withdraw.created', '500')]);
   const error = await t.throwsAsync(postLedgerEvents(system.db.databases.ledger, [event(2, 'withdraw.success', '400')]));
@@ -60,10 +65,17 @@ test('when a settle does not match its hold, then the ledger refuses the whole b
 });
 
 test('when a body is not JSON and no token is given, then authentication is judged first (401)', async (t) => {
-  const reply = await call(system.url, 'POST', '/withdraw', { rawBody: '{not json', headers: { 'idempotent-key': '0190a0d2-5f0e-7c3a-8b1e-1234567890ab' } });
+  const reply = await call(system.url, 'POST', '/withdraw', {
+    rawBody: '{not json',
+    headers: { 'idempotent-key': '0190a0d2-5f0e-7c3a-8b1e-1234567890ab' },
+  });
   t.is(reply.status, 401);
   const token = await system.userToken('someone');
-  const withToken = await call(system.url, 'POST', '/withdraw', { token, rawBody: '{not json', headers: { 'idempotent-key': '0190a0d2-5f0e-7c3a-8b1e-1234567890ab' } });
+  const withToken = await call(system.url, 'POST', '/withdraw', {
+    token,
+    rawBody: '{not json',
+    headers: { 'idempotent-key': '0190a0d2-5f0e-7c3a-8b1e-1234567890ab' },
+  });
   t.is(withToken.status, 400);
   t.is(withToken.body.code, 40001);
 });

@@ -39,32 +39,47 @@ async function rowsFor(eventId: string): Promise<number> {
 
 // Every test is serial, so "nothing stored" can be checked as an unchanged row count.
 const rejected: Array<[string, () => { body: string; header: string | null }]> = [
-  ['signed with another secret', () => {
-    const body = callbackBody();
-    return { body, header: signWebhook('not-the-webhook-secret-0123456789', body, nowSec()) };
-  }],
-  ['with the body changed after signing', () => {
-    const body = callbackBody();
-    const header = signWebhook(TEST_SECRETS.PSP_WEBHOOK_SECRET, body, nowSec());
-    return { body: body.replace('"paid"', '"failed"'), header };
-  }],
-  ['signed more than 300 s ago', () => {
-    const body = callbackBody();
-    return { body, header: signWebhook(TEST_SECRETS.PSP_WEBHOOK_SECRET, body, nowSec() - 301 - 5) };
-  }],
-  ['signed more than 300 s in the future', () => {
-    const body = callbackBody();
-    return { body, header: signWebhook(TEST_SECRETS.PSP_WEBHOOK_SECRET, body, nowSec() + 301 + 5) };
-  }],
+  [
+    'signed with another secret',
+    () => {
+      const body = callbackBody();
+      return { body, header: signWebhook('not-the-webhook-secret-0123456789', body, nowSec()) };
+    },
+  ],
+  [
+    'with the body changed after signing',
+    () => {
+      const body = callbackBody();
+      const header = signWebhook(TEST_SECRETS.PSP_WEBHOOK_SECRET, body, nowSec());
+      return { body: body.replace('"paid"', '"failed"'), header };
+    },
+  ],
+  [
+    'signed more than 300 s ago',
+    () => {
+      const body = callbackBody();
+      return { body, header: signWebhook(TEST_SECRETS.PSP_WEBHOOK_SECRET, body, nowSec() - 301 - 5) };
+    },
+  ],
+  [
+    'signed more than 300 s in the future',
+    () => {
+      const body = callbackBody();
+      return { body, header: signWebhook(TEST_SECRETS.PSP_WEBHOOK_SECRET, body, nowSec() + 301 + 5) };
+    },
+  ],
   ['without the X-Signature header', () => ({ body: callbackBody(), header: null })],
   ['with a malformed header (no v1)', () => ({ body: callbackBody(), header: `t=${nowSec()}` })],
   ['with a malformed header (not hex)', () => ({ body: callbackBody(), header: `t=${nowSec()},v1=${'z'.repeat(64)}` })],
   ['with a malformed header (garbage)', () => ({ body: callbackBody(), header: 'garbage' })],
-  ['with the timestamp changed after signing', () => {
-    const body = callbackBody();
-    const header = signWebhook(TEST_SECRETS.PSP_WEBHOOK_SECRET, body, nowSec() - 10).replace(/^t=\d+/, `t=${nowSec()}`);
-    return { body, header };
-  }],
+  [
+    'with the timestamp changed after signing',
+    () => {
+      const body = callbackBody();
+      const header = signWebhook(TEST_SECRETS.PSP_WEBHOOK_SECRET, body, nowSec() - 10).replace(/^t=\d+/, `t=${nowSec()}`);
+      return { body, header };
+    },
+  ],
 ];
 
 for (const [name, make] of rejected) {
@@ -89,9 +104,16 @@ test.serial('when a valid callback arrives, then 200 stored; the same eventId ag
   t.is(first.status, 200, first.text);
   t.like(first.body, { code: 0, msg: 'stored', data: { eventId } });
   t.is(await rowsFor(eventId), 1);
-  const stored = await system.db.databases.balance.one(sql.type(z.object({
-    reference: z.string(), status: z.string(), failureCode: z.string().nullable(), processedAt: z.number().nullable(),
-  }))`select reference, status, failure_code as "failureCode", processed_at as "processedAt" from gateway_inbox where event_id = ${eventId}`);
+  const stored = await system.db.databases.balance.one(
+    sql.type(
+      z.object({
+        reference: z.string(),
+        status: z.string(),
+        failureCode: z.string().nullable(),
+        processedAt: z.number().nullable(),
+      }),
+    )`select reference, status, failure_code as "failureCode", processed_at as "processedAt" from gateway_inbox where event_id = ${eventId}`,
+  );
   t.like(stored, { status: 'failed', failureCode: 'beneficiary_bank_rejected', processedAt: null });
 
   // a redelivery signed later (the provider re-signs each attempt), and a byte-identical replay
@@ -106,8 +128,11 @@ test.serial('when a valid callback arrives, then 200 stored; the same eventId ag
   t.is(conflicting.status, 200);
   t.is(conflicting.body.msg, 'duplicate');
   t.is(await rowsFor(eventId), 1);
-  t.is(await system.db.databases.balance.oneFirst(sql.type(z.object({ status: z.string() }))`
-    select status from gateway_inbox where event_id = ${eventId}`), 'failed');
+  t.is(
+    await system.db.databases.balance.oneFirst(sql.type(z.object({ status: z.string() }))`
+    select status from gateway_inbox where event_id = ${eventId}`),
+    'failed',
+  );
   t.is(await inboxRows(), before + 1);
 });
 

@@ -78,9 +78,15 @@ test.serial('when a job has failed permanently, then the dashboard lists it and 
   const listed = failed.body.data.jobs.find((job: { id: string }) => job.id === jobId.toString());
   t.like(listed, { task: 'no_such_task', attempts: 1, maxAttempts: 1, lastError: 'boom' });
   const overview = await call(system.url, 'GET', '/admin/api/overview', { token: system.adminToken });
-  t.like(overview.body.data.jobs.find((row: { task: string }) => row.task === 'no_such_task'), { failed: 1 });
+  t.like(
+    overview.body.data.jobs.find((row: { task: string }) => row.task === 'no_such_task'),
+    { failed: 1 },
+  );
 
-  const retried = await call(system.url, 'POST', '/admin/api/jobs/retry', { token: system.adminToken, body: { jobIds: [jobId.toString()] } });
+  const retried = await call(system.url, 'POST', '/admin/api/jobs/retry', {
+    token: system.adminToken,
+    body: { jobIds: [jobId.toString()] },
+  });
   t.is(retried.status, 200);
   t.is(retried.body.data.retried, 1);
   const attempts = await db.oneFirst(sql.type(z.object({ attempts: z.number() }))`

@@ -48,7 +48,9 @@ function events(accountId: string, outboxIdBase: number) {
   const credit = randomUUID();
   const [held, settled, reversed, settledOutOfOrder] = [uuidv7(), uuidv7(), uuidv7(), uuidv7()];
   const event = (outboxId: number, topic: RelayedEvent['topic'], transactionId: string, amountMinor: string): RelayedEvent => ({
-    outboxId: outboxIdBase + outboxId, topic, transactionId,
+    outboxId: outboxIdBase + outboxId,
+    topic,
+    transactionId,
     payload: { transactionId, accountId, amountMinor, currency: 'USD' },
   });
   return [
@@ -78,28 +80,48 @@ async function ledgerState(ledger: TestDatabases['databases']['ledger']) {
   return { journals, entries, accounts, held };
 }
 
-test.serial('when the same ledger events are posted five times in a row, then one journal per (transactionId, kind) and nothing changes after the first', async (t) => {
-  const ledger = ledgerOnly.databases.ledger;
-  const batch = events(randomUUID(), 1_000);
-  const first = await postLedgerEvents(ledger, batch);
-  t.deepEqual(first.map((row) => [row.kind, row.posted]), [
-    ['deposit', true], ['hold', true], ['hold', true], ['settle', true], ['hold', true], ['reverse', true], ['settle', true], ['hold', false],
-  ]);
-  const after = await ledgerState(ledger);
-  for (let round = 2; round <= 5; round += 1) {
-    const again = await postLedgerEvents(ledger, batch);
-    t.true(again.every((row) => !row.posted), `round ${round} posted nothing`);
-    t.deepEqual(again.map((row) => row.journalId), first.map((row) => row.journalId), 'and names the journals of the first');
-  }
-  t.deepEqual(await ledgerState(ledger), after);
-  const kinds = after.journals.map((j) => `${j.transactionId}:${j.kind}`);
-  t.is(new Set(kinds).size, kinds.length);
-  t.is(after.journals.length, 8, 'deposit, 4 holds, 2 settles, 1 reverse');
-  t.is(after.entries.length, 16);
-  // ledger.held once per hold posted by a hold event (the out-of-order one came with its settle)
-  t.is(after.held.length, 3);
-  t.deepEqual(await ledgerInvariants(ledger), []);
-});
+test.serial(
+  'when the same ledger events are posted five times in a row, then one journal per (transactionId, kind) and nothing changes after the first',
+  async (t) => {
+    const ledger = ledgerOnly.databases.ledger;
+    const batch = events(randomUUID(), 1_000);
+    const first = await postLedgerEvents(ledger, batch);
+    t.deepEqual(
+      first.map((row) => [row.kind, row.posted]),
+      [
+        ['deposit', true],
+        ['hold', true],
+        ['hold', true],
+        ['settle', true],
+        ['hold', true],
+        ['reverse', true],
+        ['settle', true],
+        ['hold', false],
+      ],
+    );
+    const after = await ledgerState(ledger);
+    for (let round = 2; round <= 5; round += 1) {
+      const again = await postLedgerEvents(ledger, batch);
+      t.true(
+        again.every((row) => !row.posted),
+        `round ${round} posted nothing`,
+      );
+      t.deepEqual(
+        again.map((row) => row.journalId),
+        first.map((row) => row.journalId),
+        'and names the journals of the first',
+      );
+    }
+    t.deepEqual(await ledgerState(ledger), after);
+    const kinds = after.journals.map((j) => `${j.transactionId}:${j.kind}`);
+    t.is(new Set(kinds).size, kinds.length);
+    t.is(after.journals.length, 8, 'deposit, 4 holds, 2 settles, 1 reverse');
+    t.is(after.entries.length, 16);
+    // ledger.held once per hold posted by a hold event (the out-of-order one came with its settle)
+    t.is(after.held.length, 3);
+    t.deepEqual(await ledgerInvariants(ledger), []);
+  },
+);
 
 test.serial('when the same ledger events are posted by five callers at once, then exactly one of them posts each journal', async (t) => {
   const ledger = ledgerOnly.databases.ledger;
@@ -113,7 +135,10 @@ test.serial('when the same ledger events are posted by five callers at once, the
     }
   }
   t.is(postedBy.size, 7);
-  t.true([...postedBy.values()].every((n) => n === 1), JSON.stringify([...postedBy]));
+  t.true(
+    [...postedBy.values()].every((n) => n === 1),
+    JSON.stringify([...postedBy]),
+  );
   const after = await ledgerState(ledger);
   t.is(after.journals.length - before.journals.length, 8);
   t.is(after.entries.length - before.entries.length, 16);
@@ -130,7 +155,9 @@ test.serial('when the same ledger events are posted by five callers at once, the
 const LEDGER_TOPICS = ['withdraw.created', 'withdraw.success', 'withdraw.failed', 'account.credited'];
 
 async function ledgerPostJobEvents(balance: TestSystem['db']['databases']['balance']) {
-  const payloads = await balance.anyFirst(sql.type(z.object({ payload: z.object({ events: z.array(z.object({ outboxId: z.number() })) }) }))`
+  const payloads = await balance.anyFirst(sql.type(
+    z.object({ payload: z.object({ events: z.array(z.object({ outboxId: z.number() })) }) }),
+  )`
     select j.payload from graphile_worker._private_jobs j join graphile_worker._private_tasks k on k.id = j.task_id
      where k.identifier = 'ledger__post'`);
   return payloads.flatMap((p) => p.events.map((e) => e.outboxId));
@@ -149,66 +176,88 @@ async function relayUntilEmpty(client: pg.Client, batchSize: number): Promise<nu
   }
 }
 
-test.serial('when eight connections relay the Balance outbox at once, then every row is enqueued exactly once, and runOnce posts each once', async (t) => {
-  const { balance, ledger } = quiet.db.databases;
-  // real withdrawals (account.credited + withdraw.created), and rows of topics the ledger ignores
-  for (let user = 0; user < 3; user += 1) await placeMany(quiet, { userId: `relay-${user}`, count: 40, amountMinor: 123n });
-  await balance.query(sql.unsafe`
+test.serial(
+  'when eight connections relay the Balance outbox at once, then every row is enqueued exactly once, and runOnce posts each once',
+  async (t) => {
+    const { balance, ledger } = quiet.db.databases;
+    // real withdrawals (account.credited + withdraw.created), and rows of topics the ledger ignores
+    for (let user = 0; user < 3; user += 1) await placeMany(quiet, { userId: `relay-${user}`, count: 40, amountMinor: 123n });
+    await balance.query(sql.unsafe`
     insert into outbox (topic, transaction_id, payload)
     select 'withdraw.processing', gen_random_uuid(), '{}'::jsonb from generate_series(1, 1500)`);
-  const rows = await balance.oneFirst(sql.type(z.object({ n: z.number() }))`select count(*)::int as n from outbox where relayed_at is null`);
-  const ledgerRows = await balance.anyFirst(sql.type(z.object({ id: z.number() }))`
+    const rows = await balance.oneFirst(
+      sql.type(z.object({ n: z.number() }))`select count(*)::int as n from outbox where relayed_at is null`,
+    );
+    const ledgerRows = await balance.anyFirst(sql.type(z.object({ id: z.number() }))`
     select id::int from outbox where topic = any(${sql.array(LEDGER_TOPICS, 'text')}) order by id`);
-  t.is(ledgerRows.length, 3 + 120);
+    t.is(ledgerRows.length, 3 + 120);
 
-  const clients = await Promise.all(Array.from({ length: 8 }, () => quiet.db.client('balance')));
-  const relayed = await Promise.all(clients.map((client) => relayUntilEmpty(client, 25)));
-  t.is(relayed.reduce((a, b) => a + b, 0), rows, 'the counts the relays report add up to the rows, once each');
-  t.true(relayed.filter((n) => n > 0).length > 1, `the work was shared: ${relayed.join(',')}`);
+    const clients = await Promise.all(Array.from({ length: 8 }, () => quiet.db.client('balance')));
+    const relayed = await Promise.all(clients.map((client) => relayUntilEmpty(client, 25)));
+    t.is(
+      relayed.reduce((a, b) => a + b, 0),
+      rows,
+      'the counts the relays report add up to the rows, once each',
+    );
+    t.true(relayed.filter((n) => n > 0).length > 1, `the work was shared: ${relayed.join(',')}`);
 
-  const enqueued = await ledgerPostJobEvents(balance);
-  t.is(enqueued.length, new Set(enqueued).size, 'no outbox row in two jobs');
-  t.deepEqual([...enqueued].sort((a, b) => a - b), ledgerRows);
+    const enqueued = await ledgerPostJobEvents(balance);
+    t.is(enqueued.length, new Set(enqueued).size, 'no outbox row in two jobs');
+    t.deepEqual(
+      [...enqueued].sort((a, b) => a - b),
+      ledgerRows,
+    );
 
-  // the jobs, run to the end by graphile-worker's runOnce with the real task
-  const psp: PspAdapter = {
-    submitPayout: () => Promise.reject(new Error('no payouts in this test')),
-    getPayout: () => Promise.reject(new Error('no payouts in this test')),
-    close: async () => {},
-  };
-  const taskList = buildTaskList({
-    config: quiet.config,
-    databases: quiet.db.databases,
-    gateway: createGatewayService({ balance, ledger, logger, settings: quiet.config.gateway, psp }),
-    psp,
-    drainers: {
-      balanceOutbox: createDrainer({ name: 'noop' }, async () => 0, logger),
-      ledgerOutbox: createDrainer({ name: 'noop' }, async () => 0, logger),
-      gatewayInbox: createDrainer({ name: 'noop' }, async () => 0, logger),
-    },
-    logger,
-  });
-  const runJobs = () => runOnce({
-    connectionString: quiet.db.balanceUrl, taskList: { ledger__post: taskList.ledger__post! }, logger: graphileLogger(logger),
-    noHandleSignals: true, concurrency: 4,
-  });
-  await runJobs();
-  t.deepEqual(await ledgerPostJobEvents(balance), [], 'every ledger__post job done');
-  const journals = await ledger.any(sql.type(z.object({ kind: z.string(), n: z.number() }))`
+    // the jobs, run to the end by graphile-worker's runOnce with the real task
+    const psp: PspAdapter = {
+      submitPayout: () => Promise.reject(new Error('no payouts in this test')),
+      getPayout: () => Promise.reject(new Error('no payouts in this test')),
+      close: async () => {},
+    };
+    const taskList = buildTaskList({
+      config: quiet.config,
+      databases: quiet.db.databases,
+      gateway: createGatewayService({ balance, ledger, logger, settings: quiet.config.gateway, psp }),
+      psp,
+      drainers: {
+        balanceOutbox: createDrainer({ name: 'noop' }, async () => 0, logger),
+        ledgerOutbox: createDrainer({ name: 'noop' }, async () => 0, logger),
+        gatewayInbox: createDrainer({ name: 'noop' }, async () => 0, logger),
+      },
+      logger,
+    });
+    const runJobs = () =>
+      runOnce({
+        connectionString: quiet.db.balanceUrl,
+        taskList: { ledger__post: taskList.ledger__post! },
+        logger: graphileLogger(logger),
+        noHandleSignals: true,
+        concurrency: 4,
+      });
+    await runJobs();
+    t.deepEqual(await ledgerPostJobEvents(balance), [], 'every ledger__post job done');
+    const journals = await ledger.any(sql.type(z.object({ kind: z.string(), n: z.number() }))`
     select kind, count(*)::int as n from journal_transactions group by kind order by kind`);
-  t.deepEqual(journals, [{ kind: 'deposit', n: 3 }, { kind: 'hold', n: 120 }]);
-  const afterFirstRun = await ledgerState(ledger);
-  t.is(afterFirstRun.held.length, 120);
-  t.deepEqual(await ledgerInvariants(ledger), []);
-  t.deepEqual(await crossDatabaseInvariants(balance, ledger), [], 'I5: wallets = available, in transit = reserved');
+    t.deepEqual(journals, [
+      { kind: 'deposit', n: 3 },
+      { kind: 'hold', n: 120 },
+    ]);
+    const afterFirstRun = await ledgerState(ledger);
+    t.is(afterFirstRun.held.length, 120);
+    t.deepEqual(await ledgerInvariants(ledger), []);
+    t.deepEqual(await crossDatabaseInvariants(balance, ledger), [], 'I5: wallets = available, in transit = reserved');
 
-  // the whole outbox delivered again (at-least-once): re-relay and run; the ledger does not move
-  await balance.query(sql.unsafe`update outbox set relayed_at = null`);
-  const again = await Promise.all(clients.map((client) => relayUntilEmpty(client, 100)));
-  t.is(again.reduce((a, b) => a + b, 0), rows);
-  await runJobs();
-  t.deepEqual(await ledgerState(ledger), afterFirstRun);
-});
+    // the whole outbox delivered again (at-least-once): re-relay and run; the ledger does not move
+    await balance.query(sql.unsafe`update outbox set relayed_at = null`);
+    const again = await Promise.all(clients.map((client) => relayUntilEmpty(client, 100)));
+    t.is(
+      again.reduce((a, b) => a + b, 0),
+      rows,
+    );
+    await runJobs();
+    t.deepEqual(await ledgerState(ledger), afterFirstRun);
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // lost notifications: the worker hears nothing and never polls; the sweep relays anyway
@@ -227,47 +276,63 @@ async function awayFromMinuteBoundary(windowMs: number) {
   if (msIntoMinute + windowMs + 2_000 > 60_000) await sleep(60_000 - msIntoMinute + 2_000);
 }
 
-test.serial('when every notification is lost and the relays never poll, then the outbox__sweep task still relays everything to success', async (t) => {
-  const { balance, ledger } = deaf.db.databases;
-  t.true(await eventually(async () => (await listeners(balance)).some((l) => l.applicationName === 'withdraw-listen-worker-balance')));
-  // lose every notification the relays listen for (the job queue's own stays); as the owner,
-  // not as the application's roles
-  const balanceOwner = await deaf.db.client('balance');
-  const ledgerOwner = await deaf.db.client('ledger');
-  await balanceOwner.query('alter table outbox disable trigger outbox_notify');
-  await balanceOwner.query('alter table gateway_inbox disable trigger gateway_inbox_notify');
-  await ledgerOwner.query('alter table outbox disable trigger outbox_notify');
-  try {
-    await awayFromMinuteBoundary(2_000);
-    const { orders } = await placeMany(deaf, { userId: 'deaf-1', count: 10, amountMinor: 250n });
-    await sleep(1_000);
-    const unrelayed = await balance.oneFirst(sql.type(z.object({ n: z.number() }))`
+test.serial(
+  'when every notification is lost and the relays never poll, then the outbox__sweep task still relays everything to success',
+  async (t) => {
+    const { balance, ledger } = deaf.db.databases;
+    t.true(await eventually(async () => (await listeners(balance)).some((l) => l.applicationName === 'withdraw-listen-worker-balance')));
+    // lose every notification the relays listen for (the job queue's own stays); as the owner,
+    // not as the application's roles
+    const balanceOwner = await deaf.db.client('balance');
+    const ledgerOwner = await deaf.db.client('ledger');
+    await balanceOwner.query('alter table outbox disable trigger outbox_notify');
+    await balanceOwner.query('alter table gateway_inbox disable trigger gateway_inbox_notify');
+    await ledgerOwner.query('alter table outbox disable trigger outbox_notify');
+    try {
+      await awayFromMinuteBoundary(2_000);
+      const { orders } = await placeMany(deaf, { userId: 'deaf-1', count: 10, amountMinor: 250n });
+      await sleep(1_000);
+      const unrelayed = await balance.oneFirst(sql.type(z.object({ n: z.number() }))`
       select count(*)::int as n from outbox where relayed_at is null`);
-    t.is(unrelayed, 11, 'nothing relayed by itself: the credit and the 10 withdrawals wait');
+      t.is(unrelayed, 11, 'nothing relayed by itself: the credit and the 10 withdrawals wait');
 
-    // what the cron does every minute, here every 200 ms
-    const converged = await eventually(async () => {
-      await balance.query(sql.unsafe`select graphile_worker.add_job('outbox__sweep', '{}'::json)`);
-      const rows = await ordersById(balance, orders.map((o) => o.orderId));
-      return orders.every((o) => rows.get(o.orderId)?.status === 'success');
-    }, 60_000, 200);
-    t.true(converged, 'every order reached success through the sweep');
-    const drained = await eventually(async () => {
-      await balance.query(sql.unsafe`select graphile_worker.add_job('outbox__sweep', '{}'::json)`);
-      const left = await balance.oneFirst(sql.type(z.object({ n: z.number() }))`
+      // what the cron does every minute, here every 200 ms
+      const converged = await eventually(
+        async () => {
+          await balance.query(sql.unsafe`select graphile_worker.add_job('outbox__sweep', '{}'::json)`);
+          const rows = await ordersById(
+            balance,
+            orders.map((o) => o.orderId),
+          );
+          return orders.every((o) => rows.get(o.orderId)?.status === 'success');
+        },
+        60_000,
+        200,
+      );
+      t.true(converged, 'every order reached success through the sweep');
+      const drained = await eventually(
+        async () => {
+          await balance.query(sql.unsafe`select graphile_worker.add_job('outbox__sweep', '{}'::json)`);
+          const left = await balance.oneFirst(sql.type(z.object({ n: z.number() }))`
         select ((select count(*) from outbox where relayed_at is null) + (select count(*) from gateway_inbox where processed_at is null))::int as n`);
-      const ledgerLeft = await ledger.oneFirst(sql.type(z.object({ n: z.number() }))`select count(*)::int as n from outbox where relayed_at is null`);
-      return left + ledgerLeft === 0;
-    }, 30_000, 200);
-    t.true(drained);
-    await waitForQuiescence(balance, ledger);
-    t.deepEqual(await allInvariants(balance, ledger), []);
-  } finally {
-    await balanceOwner.query('alter table outbox enable trigger outbox_notify');
-    await balanceOwner.query('alter table gateway_inbox enable trigger gateway_inbox_notify');
-    await ledgerOwner.query('alter table outbox enable trigger outbox_notify');
-  }
-});
+          const ledgerLeft = await ledger.oneFirst(
+            sql.type(z.object({ n: z.number() }))`select count(*)::int as n from outbox where relayed_at is null`,
+          );
+          return left + ledgerLeft === 0;
+        },
+        30_000,
+        200,
+      );
+      t.true(drained);
+      await waitForQuiescence(balance, ledger);
+      t.deepEqual(await allInvariants(balance, ledger), []);
+    } finally {
+      await balanceOwner.query('alter table outbox enable trigger outbox_notify');
+      await balanceOwner.query('alter table gateway_inbox enable trigger gateway_inbox_notify');
+      await ledgerOwner.query('alter table outbox enable trigger outbox_notify');
+    }
+  },
+);
 
 const LISTENER_NAMES = ['withdraw-listen-worker-balance', 'withdraw-listen-worker-ledger', 'withdraw-listen-withdraw-status'];
 
@@ -306,57 +371,94 @@ async function eachRelayHearsItsChannel(t: import('ava').ExecutionContext, syste
   await awayFromMinuteBoundary(20_000);
   const balancePing = await balance.oneFirst(sql.type(z.object({ id: z.bigint() }))`
     insert into outbox (topic, transaction_id, payload) values ('test.ping', gen_random_uuid(), '{}') returning id`);
-  t.true(await eventually(async () => (await balance.maybeOneFirst(sql.type(z.object({ at: z.number().nullable() }))`
-    select relayed_at as at from outbox where id = ${balancePing}`)) != null, 15_000), 'the Balance relay heard balance_outbox');
+  t.true(
+    await eventually(
+      async () =>
+        (await balance.maybeOneFirst(sql.type(z.object({ at: z.number().nullable() }))`
+    select relayed_at as at from outbox where id = ${balancePing}`)) != null,
+      15_000,
+    ),
+    'the Balance relay heard balance_outbox',
+  );
   const ledgerPing = await ledger.oneFirst(sql.type(z.object({ id: z.bigint() }))`
     insert into outbox (topic, transaction_id, payload) values ('test.ping', gen_random_uuid(), '{}') returning id`);
-  t.true(await eventually(async () => (await ledger.maybeOneFirst(sql.type(z.object({ at: z.number().nullable() }))`
-    select relayed_at as at from outbox where id = ${ledgerPing}`)) != null, 15_000), 'the Ledger relay heard ledger_outbox');
+  t.true(
+    await eventually(
+      async () =>
+        (await ledger.maybeOneFirst(sql.type(z.object({ at: z.number().nullable() }))`
+    select relayed_at as at from outbox where id = ${ledgerPing}`)) != null,
+      15_000,
+    ),
+    'the Ledger relay heard ledger_outbox',
+  );
   const eventId = `ping-${randomUUID()}`;
   const reply = await sendCallback(system.url, { eventId, reference: `ping-${randomUUID()}`, status: 'paid' });
   t.is(reply.status, 200, reply.text);
-  t.true(await eventually(async () => (await balance.maybeOneFirst(sql.type(z.object({ at: z.number().nullable() }))`
-    select processed_at as at from gateway_inbox where event_id = ${eventId}`)) != null, 15_000), 'the inbox drainer heard gateway_inbox');
+  t.true(
+    await eventually(
+      async () =>
+        (await balance.maybeOneFirst(sql.type(z.object({ at: z.number().nullable() }))`
+    select processed_at as at from gateway_inbox where event_id = ${eventId}`)) != null,
+      15_000,
+    ),
+    'the inbox drainer heard gateway_inbox',
+  );
 }
 
-test.serial('when the LISTEN connections are killed, then they come back by themselves and a notification wakes each relay again', async (t) => {
-  for (let round = 1; round <= 3; round += 1) {
-    const before = await allListeners(deaf);
-    t.true(before.length >= 3, `worker-balance, worker-ledger and the web's withdraw-status: ${JSON.stringify(before)}`);
-    const killed = await killListeners(deaf);
-    t.true(killed.length >= 3 && killed.every(Boolean));
-    t.true(await listenersReplaced(deaf, new Set(before.map((l) => l.pid)), 20_000), `round ${round}: every listener reconnected`);
-  }
-  await eachRelayHearsItsChannel(t, deaf);
-  t.deepEqual(await allInvariants(deaf.db.databases.balance, deaf.db.databases.ledger), []);
-});
+test.serial(
+  'when the LISTEN connections are killed, then they come back by themselves and a notification wakes each relay again',
+  async (t) => {
+    for (let round = 1; round <= 3; round += 1) {
+      const before = await allListeners(deaf);
+      t.true(before.length >= 3, `worker-balance, worker-ledger and the web's withdraw-status: ${JSON.stringify(before)}`);
+      const killed = await killListeners(deaf);
+      t.true(killed.length >= 3 && killed.every(Boolean));
+      t.true(await listenersReplaced(deaf, new Set(before.map((l) => l.pid)), 20_000), `round ${round}: every listener reconnected`);
+    }
+    await eachRelayHearsItsChannel(t, deaf);
+    t.deepEqual(await allInvariants(deaf.db.databases.balance, deaf.db.databases.ledger), []);
+  },
+);
 
-test.serial('when the databases refuse connections for longer than pg-listen retries by itself, then the listeners still come back', async (t) => {
-  const before = await allListeners(deaf);
-  const names = { balance: new URL(deaf.db.balanceUrl).pathname.slice(1), ledger: new URL(deaf.db.ledgerUrl).pathname.slice(1) };
-  // from the cluster's admin database: a database's own sessions may not lock it out
-  const owner = new pg.Client({ connectionString: process.env.TEST_PG_ADMIN_URL });
-  await owner.connect();
-  t.teardown(() => owner.end());
-  const allow = async (allowed: boolean) => {
-    for (const name of Object.values(names)) await owner.query(`alter database ${owner.escapeIdentifier(name)} allow_connections ${allowed}`);
-  };
-  await allow(false);
-  try {
-    const killed = await Promise.all([owner.query(`
+test.serial(
+  'when the databases refuse connections for longer than pg-listen retries by itself, then the listeners still come back',
+  async (t) => {
+    const before = await allListeners(deaf);
+    const names = { balance: new URL(deaf.db.balanceUrl).pathname.slice(1), ledger: new URL(deaf.db.ledgerUrl).pathname.slice(1) };
+    // from the cluster's admin database: a database's own sessions may not lock it out
+    const owner = new pg.Client({ connectionString: process.env.TEST_PG_ADMIN_URL });
+    await owner.connect();
+    t.teardown(() => owner.end());
+    const allow = async (allowed: boolean) => {
+      for (const name of Object.values(names))
+        await owner.query(`alter database ${owner.escapeIdentifier(name)} allow_connections ${allowed}`);
+    };
+    await allow(false);
+    try {
+      const killed = await Promise.all([
+        owner.query(
+          `
       select pg_terminate_backend(pid) from pg_stat_activity
-       where datname = any($1::text[]) and application_name like 'withdraw-listen%'`, [Object.values(names)])]);
-    t.true(killed[0].rowCount! >= 3);
-    // pg-listen alone gives up after retryTimeout (2 s) and emits a fatal error
-    await sleep(6_000);
-    const during = (await owner.query<{ n: number }>(`
+       where datname = any($1::text[]) and application_name like 'withdraw-listen%'`,
+          [Object.values(names)],
+        ),
+      ]);
+      t.true(killed[0].rowCount! >= 3);
+      // pg-listen alone gives up after retryTimeout (2 s) and emits a fatal error
+      await sleep(6_000);
+      const during = (
+        await owner.query<{ n: number }>(
+          `
       select count(*)::int as n from pg_stat_activity where datname = any($1::text[]) and application_name like 'withdraw-listen%'`,
-      [Object.values(names)])).rows[0]!.n;
-    t.is(during, 0, 'nobody could reconnect meanwhile');
-  } finally {
-    await allow(true);
-  }
-  t.true(await listenersReplaced(deaf, new Set(before.map((l) => l.pid)), 30_000), 'every listener reconnected once allowed');
-  await eachRelayHearsItsChannel(t, deaf);
-  t.deepEqual(await allInvariants(deaf.db.databases.balance, deaf.db.databases.ledger), []);
-});
+          [Object.values(names)],
+        )
+      ).rows[0]!.n;
+      t.is(during, 0, 'nobody could reconnect meanwhile');
+    } finally {
+      await allow(true);
+    }
+    t.true(await listenersReplaced(deaf, new Set(before.map((l) => l.pid)), 30_000), 'every listener reconnected once allowed');
+    await eachRelayHearsItsChannel(t, deaf);
+    t.deepEqual(await allInvariants(deaf.db.databases.balance, deaf.db.databases.ledger), []);
+  },
+);

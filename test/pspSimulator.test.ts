@@ -82,7 +82,14 @@ function payout(overrides: Partial<Payout> = {}): Payout {
   return { reference: `ref-${process.pid}-${referenceCounter}`, amount: '123.45', currency: 'USD', destination: 'acct-9', ...overrides };
 }
 
-async function call(url: string, method: 'GET' | 'POST' | 'DELETE', path: string, body?: string, headers: Record<string, string> = {}, signal?: AbortSignal) {
+async function call(
+  url: string,
+  method: 'GET' | 'POST' | 'DELETE',
+  path: string,
+  body?: string,
+  headers: Record<string, string> = {},
+  signal?: AbortSignal,
+) {
   const response = await request(`${url}${path}`, {
     method,
     headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
@@ -363,7 +370,8 @@ test('when two simulators share a seed, then the same request order gets the sam
     }
     await waitFor('all outcomes', () => sim.stats().callbacksDropped === sim.stats().accepted);
     const outcomes: string[] = [];
-    for (let index = 0; index < 30; index += 1) outcomes.push((await getPayout(url, `seeded-${index}`)).text.replace(/"updatedAt":"[^"]*"/, ''));
+    for (let index = 0; index < 30; index += 1)
+      outcomes.push((await getPayout(url, `seeded-${index}`)).text.replace(/"updatedAt":"[^"]*"/, ''));
     return { statuses, outcomes, executed: sim.stats().executed };
   };
   const first = await run(7);

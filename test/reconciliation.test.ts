@@ -54,9 +54,17 @@ const keyOf = (f: { category: string; subject: string }) => `${f.category} ${f.s
 const ids = (orders: readonly PlacedOrder[]) => orders.map((o) => o.orderId);
 
 const BreakRow = z.object({
-  id: z.bigint(), category: z.string(), subject: z.string(), expected: z.string().nullable(), actual: z.string().nullable(),
-  seenCount: z.number(), firstSeenAt: z.number(), lastSeenAt: z.number(), resolvedAt: z.number().nullable(),
-  resolution: z.string().nullable(), details: z.record(z.unknown()),
+  id: z.bigint(),
+  category: z.string(),
+  subject: z.string(),
+  expected: z.string().nullable(),
+  actual: z.string().nullable(),
+  seenCount: z.number(),
+  firstSeenAt: z.number(),
+  lastSeenAt: z.number(),
+  resolvedAt: z.number().nullable(),
+  resolution: z.string().nullable(),
+  details: z.record(z.unknown()),
 });
 async function runBreaks() {
   return system.db.databases.balance.any(sql.type(BreakRow)`
@@ -82,8 +90,12 @@ function reconcileCli(args: string[]): Promise<{ code: number | null; stdout: st
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     child.on('error', reject);
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
@@ -102,49 +114,74 @@ async function openBreakGauge(): Promise<Map<string, number>> {
   return gauge;
 }
 
-test.serial('when the system is clean after paid, failed and credited activity, then a full run finds no breaks and records itself', async (t) => {
-  const { balance, ledger } = system.db.databases;
-  const sim = system.sim!;
-  const paid = await placeMany(system, { userId: 'rc-paid', count: 3, amountMinor: 1_000n, fundMinor: 10_000n });
-  state.paid = paid.orders;
-  state.paidAccountId = paid.accountId;
-  t.is((await call(system.url, 'POST', `/admin/accounts/${paid.accountId}/credits`, {
-    token: system.adminToken, body: { amount: '25.00', transactionId: uuidv4() },
-  })).status, 200);
-  await system.waitForOrders(ids(paid.orders), ['success']);
+test.serial(
+  'when the system is clean after paid, failed and credited activity, then a full run finds no breaks and records itself',
+  async (t) => {
+    const { balance, ledger } = system.db.databases;
+    const sim = system.sim!;
+    const paid = await placeMany(system, { userId: 'rc-paid', count: 3, amountMinor: 1_000n, fundMinor: 10_000n });
+    state.paid = paid.orders;
+    state.paidAccountId = paid.accountId;
+    t.is(
+      (
+        await call(system.url, 'POST', `/admin/accounts/${paid.accountId}/credits`, {
+          token: system.adminToken,
+          body: { amount: '25.00', transactionId: uuidv4() },
+        })
+      ).status,
+      200,
+    );
+    await system.waitForOrders(ids(paid.orders), ['success']);
 
-  sim.setKnobs({ rejectRate: 1 });
-  const rejected = await placeMany(system, { userId: 'rc-failed', count: 2, amountMinor: 500n, fundMinor: 10_000n });
-  await system.waitForOrders(ids(rejected.orders), ['failed']);
-  sim.setKnobs({ rejectRate: 0, failAfterAcceptRate: 1 });
-  const failedLater = await placeWithdrawal(system, { userId: 'rc-failed', accountId: rejected.accountId, amountMinor: 700n });
-  await system.waitForOrders([failedLater.orderId], ['failed']);
-  state.failed = [...rejected.orders, failedLater];
+    sim.setKnobs({ rejectRate: 1 });
+    const rejected = await placeMany(system, { userId: 'rc-failed', count: 2, amountMinor: 500n, fundMinor: 10_000n });
+    await system.waitForOrders(ids(rejected.orders), ['failed']);
+    sim.setKnobs({ rejectRate: 0, failAfterAcceptRate: 1 });
+    const failedLater = await placeWithdrawal(system, { userId: 'rc-failed', accountId: rejected.accountId, amountMinor: 700n });
+    await system.waitForOrders([failedLater.orderId], ['failed']);
+    state.failed = [...rejected.orders, failedLater];
 
-  sim.setKnobs({ failAfterAcceptRate: 0, hangRate: 1 });
-  const manual = await placeMany(system, { userId: 'rc-manual', count: 2, amountMinor: 1_200n, fundMinor: 10_000n });
-  await system.waitForOrders(ids(manual.orders), ['manual']);
-  sim.setKnobs({ hangRate: 0 });
-  [state.neverSeen, state.paidUnrecorded] = manual.orders as [PlacedOrder, PlacedOrder];
+    sim.setKnobs({ failAfterAcceptRate: 0, hangRate: 1 });
+    const manual = await placeMany(system, { userId: 'rc-manual', count: 2, amountMinor: 1_200n, fundMinor: 10_000n });
+    await system.waitForOrders(ids(manual.orders), ['manual']);
+    sim.setKnobs({ hangRate: 0 });
+    [state.neverSeen, state.paidUnrecorded] = manual.orders as [PlacedOrder, PlacedOrder];
 
-  for (const name of ['i1', 'i2', 'i3', 'wallet'] as const) state.plant[name] = await system.fundedAccount(`rc-${name}`, '50.00');
-  await waitForQuiescence(balance, ledger);
-  t.deepEqual(await allInvariants(balance, ledger), []);
+    for (const name of ['i1', 'i2', 'i3', 'wallet'] as const) state.plant[name] = await system.fundedAccount(`rc-${name}`, '50.00');
+    await waitForQuiescence(balance, ledger);
+    t.deepEqual(await allInvariants(balance, ledger), []);
 
-  const summary = await run();
-  t.deepEqual(summary.findings, []);
-  t.like(summary, { mode: 'full', checkedFrom: null, accountsChecked: 7, ordersChecked: 8, providerChecked: 6, breaksResolved: 0 });
-  const recorded = await balance.one(sql.type(z.object({
-    mode: z.string(), finishedAt: z.number().nullable(), checkedFrom: z.number().nullable(), error: z.string().nullable(),
-    accountsChecked: z.number(), ordersChecked: z.number(), providerChecked: z.number(), breaksFound: z.number(),
-  }))`
+    const summary = await run();
+    t.deepEqual(summary.findings, []);
+    t.like(summary, { mode: 'full', checkedFrom: null, accountsChecked: 7, ordersChecked: 8, providerChecked: 6, breaksResolved: 0 });
+    const recorded = await balance.one(sql.type(
+      z.object({
+        mode: z.string(),
+        finishedAt: z.number().nullable(),
+        checkedFrom: z.number().nullable(),
+        error: z.string().nullable(),
+        accountsChecked: z.number(),
+        ordersChecked: z.number(),
+        providerChecked: z.number(),
+        breaksFound: z.number(),
+      }),
+    )`
     select mode, finished_at as "finishedAt", checked_from as "checkedFrom", error, accounts_checked as "accountsChecked",
            orders_checked as "ordersChecked", provider_checked as "providerChecked", breaks_found as "breaksFound"
       from reconciliation_runs where id = ${summary.runId}`);
-  t.like(recorded, { mode: 'full', checkedFrom: null, error: null, accountsChecked: 7, ordersChecked: 8, providerChecked: 6, breaksFound: 0 });
-  t.not(recorded.finishedAt, null);
-  t.deepEqual(await runBreaks(), []);
-});
+    t.like(recorded, {
+      mode: 'full',
+      checkedFrom: null,
+      error: null,
+      accountsChecked: 7,
+      ordersChecked: 8,
+      providerChecked: 6,
+      breaksFound: 0,
+    });
+    t.not(recorded.finishedAt, null);
+    t.deepEqual(await runBreaks(), []);
+  },
+);
 
 test.serial('when the system is clean, then `npm run reconcile -- --full` exits 0', async (t) => {
   const result = await reconcileCli(['--full']);
@@ -152,99 +189,199 @@ test.serial('when the system is clean, then `npm run reconcile -- --full` exits 
   t.regex(result.stdout, /\(full\).*: 7 accounts, 8 orders, 6 checked with the provider; 0 breaks/);
 });
 
-test.serial('when one break of each category is planted, then a full run finds each with its category, subject, expected and actual', async (t) => {
-  const { balance, ledger } = system.db.databases;
-  const neverSeen = state.neverSeen!;
-  const paidUnrecorded = state.paidUnrecorded!;
-  // an operator marks success an order the provider never saw, and failed one it will pay
-  for (const [order, outcome] of [[neverSeen, 'success'], [paidUnrecorded, 'failed']] as const) {
-    const reply = await call(system.url, 'POST', `/admin/withdraws/${order.orderId}/resolve`, {
-      token: system.adminToken, headers: { 'x-operator': 'carol' }, body: { outcome, reason: 'guessed from the bank portal' },
+test.serial(
+  'when one break of each category is planted, then a full run finds each with its category, subject, expected and actual',
+  async (t) => {
+    const { balance, ledger } = system.db.databases;
+    const neverSeen = state.neverSeen!;
+    const paidUnrecorded = state.paidUnrecorded!;
+    // an operator marks success an order the provider never saw, and failed one it will pay
+    for (const [order, outcome] of [
+      [neverSeen, 'success'],
+      [paidUnrecorded, 'failed'],
+    ] as const) {
+      const reply = await call(system.url, 'POST', `/admin/withdraws/${order.orderId}/resolve`, {
+        token: system.adminToken,
+        headers: { 'x-operator': 'carol' },
+        body: { outcome, reason: 'guessed from the bank portal' },
+      });
+      t.is(reply.status, 200, reply.text);
+    }
+    await waitForQuiescence(balance, ledger);
+    t.deepEqual(await allInvariants(balance, ledger), [], 'the books agree with each other; only the provider disagrees');
+    // no worker from here on: nothing but the plants changes the databases (and no cron runs)
+    await system.worker!.stop();
+
+    // the provider pays the order we marked failed (its callback lost)
+    system.sim!.setKnobs({ dropCallbackRate: 1 });
+    const payout = await call(system.simUrl!, 'POST', '/payouts', {
+      headers: { 'idempotency-key': paidUnrecorded.transactionId },
+      body: { reference: paidUnrecorded.transactionId, amount: '12.00', currency: 'USD', destination: 'bank-rc-manual' },
     });
-    t.is(reply.status, 200, reply.text);
-  }
-  await waitForQuiescence(balance, ledger);
-  t.deepEqual(await allInvariants(balance, ledger), [], 'the books agree with each other; only the provider disagrees');
-  // no worker from here on: nothing but the plants changes the databases (and no cron runs)
-  await system.worker!.stop();
+    t.is(payout.status, 202, payout.text);
+    t.true(
+      await eventually(async () => {
+        const lookup = await psp.getPayout(paidUnrecorded.transactionId);
+        return lookup.kind === 'found' && lookup.status === 'paid';
+      }),
+      'the provider paid it',
+    );
 
-  // the provider pays the order we marked failed (its callback lost)
-  system.sim!.setKnobs({ dropCallbackRate: 1 });
-  const payout = await call(system.simUrl!, 'POST', '/payouts', {
-    headers: { 'idempotency-key': paidUnrecorded.transactionId },
-    body: { reference: paidUnrecorded.transactionId, amount: '12.00', currency: 'USD', destination: 'bank-rc-manual' },
-  });
-  t.is(payout.status, 202, payout.text);
-  t.true(await eventually(async () => {
-    const lookup = await psp.getPayout(paidUnrecorded.transactionId);
-    return lookup.kind === 'found' && lookup.status === 'paid';
-  }), 'the provider paid it');
-
-  const b = await system.db.client('balance');
-  const l = await system.db.client('ledger');
-  // I1: without its CHECK, an account's balance drifts from available + reserved (and from its credits, I3)
-  await b.query('alter table accounts drop constraint accounts_balance_split');
-  await b.query('update accounts set balance_minor = balance_minor + 100 where id = $1', [state.plant.i1]);
-  // I2: a held reservation without an order
-  await b.query(`insert into reservations (transaction_id, account_id, amount_minor, status) values ($1, $2, 500, 'held')`, [uuidv4(), state.plant.i2]);
-  // I3: a credit row without the balance (and, being a credit, without its deposit journal)
-  const strayCredit = uuidv4();
-  await b.query(`insert into credits (transaction_id, account_id, amount_minor, currency, actor) values ($1, $2, 700, 'USD', 'planted')`, [strayCredit, state.plant.i3]);
-  // I4: an unbalanced journal, written with the balance triggers off (its account's projection kept right)
-  await l.query('begin');
-  await l.query('set local session_replication_role = replica');
-  const journal = await l.query<{ id: string }>(`insert into journal_transactions (transaction_id, kind, source) values ($1, 'deposit', 'planted') returning id::text`, [uuidv4()]);
-  const journalId = journal.rows[0]!.id;
-  await l.query(`
+    const b = await system.db.client('balance');
+    const l = await system.db.client('ledger');
+    // I1: without its CHECK, an account's balance drifts from available + reserved (and from its credits, I3)
+    await b.query('alter table accounts drop constraint accounts_balance_split');
+    await b.query('update accounts set balance_minor = balance_minor + 100 where id = $1', [state.plant.i1]);
+    // I2: a held reservation without an order
+    await b.query(`insert into reservations (transaction_id, account_id, amount_minor, status) values ($1, $2, 500, 'held')`, [
+      uuidv4(),
+      state.plant.i2,
+    ]);
+    // I3: a credit row without the balance (and, being a credit, without its deposit journal)
+    const strayCredit = uuidv4();
+    await b.query(
+      `insert into credits (transaction_id, account_id, amount_minor, currency, actor) values ($1, $2, 700, 'USD', 'planted')`,
+      [strayCredit, state.plant.i3],
+    );
+    // I4: an unbalanced journal, written with the balance triggers off (its account's projection kept right)
+    await l.query('begin');
+    await l.query('set local session_replication_role = replica');
+    const journal = await l.query<{ id: string }>(
+      `insert into journal_transactions (transaction_id, kind, source) values ($1, 'deposit', 'planted') returning id::text`,
+      [uuidv4()],
+    );
+    const journalId = journal.rows[0]!.id;
+    await l.query(
+      `
     insert into entries (journal_id, ledger_account_id, amount_minor, currency, account_sequence, previous_balance_minor,
                          current_balance_minor, previous_hash, hash)
     select $1, a.id, 300, a.currency, a.entry_count + 1, a.balance_minor, a.balance_minor + 300, a.last_entry_hash, sha256('planted')
-      from ledger_accounts a where a.code = 'funding:USD'`, [journalId]);
-  await l.query(`update ledger_accounts set balance_minor = balance_minor + 300, entry_count = entry_count + 1, last_entry_hash = sha256('planted') where code = 'funding:USD'`);
-  await l.query('commit');
-  // the projection: a ledger account's running balance no longer its entries' sum
-  const clearing = await l.query<{ balance: string }>(`
+      from ledger_accounts a where a.code = 'funding:USD'`,
+      [journalId],
+    );
+    await l.query(
+      `update ledger_accounts set balance_minor = balance_minor + 300, entry_count = entry_count + 1, last_entry_hash = sha256('planted') where code = 'funding:USD'`,
+    );
+    await l.query('commit');
+    // the projection: a ledger account's running balance no longer its entries' sum
+    const clearing = await l.query<{ balance: string }>(`
     update ledger_accounts set balance_minor = balance_minor + 1234 where code = 'provider_clearing:USD' returning (balance_minor - 1234)::text as balance`);
-  const clearingEntries = clearing.rows[0]!.balance;
-  // the wallet: a ledger deposit with no Balance credit
-  const strayDeposit = uuidv4();
-  await postLedgerEvents(ledger, [{ outboxId: 1, topic: 'account.credited', transactionId: strayDeposit,
-    payload: { transactionId: strayDeposit, accountId: state.plant.wallet, amountMinor: '900', currency: 'USD' } }], 'planted');
-  // an order's journals: an extra reverse for a success order (its wallet gets the money back too)
-  const extra = state.paid[0]!;
-  await postLedgerEvents(ledger, [{ outboxId: 1, topic: 'withdraw.failed', transactionId: extra.transactionId,
-    payload: { transactionId: extra.transactionId, accountId: extra.accountId, amountMinor: '1000', currency: 'USD' } }], 'planted');
+    const clearingEntries = clearing.rows[0]!.balance;
+    // the wallet: a ledger deposit with no Balance credit
+    const strayDeposit = uuidv4();
+    await postLedgerEvents(
+      ledger,
+      [
+        {
+          outboxId: 1,
+          topic: 'account.credited',
+          transactionId: strayDeposit,
+          payload: { transactionId: strayDeposit, accountId: state.plant.wallet, amountMinor: '900', currency: 'USD' },
+        },
+      ],
+      'planted',
+    );
+    // an order's journals: an extra reverse for a success order (its wallet gets the money back too)
+    const extra = state.paid[0]!;
+    await postLedgerEvents(
+      ledger,
+      [
+        {
+          outboxId: 1,
+          topic: 'withdraw.failed',
+          transactionId: extra.transactionId,
+          payload: { transactionId: extra.transactionId, accountId: extra.accountId, amountMinor: '1000', currency: 'USD' },
+        },
+      ],
+      'planted',
+    );
 
-  state.expected = [
-    { category: 'account_balance_split', subject: `account:${state.plant.i1}`, expected: 'balance = available + reserved, both >= 0', actual: 'balance 5100, available 5000, reserved 0' },
-    { category: 'account_balance_mismatch', subject: `account:${state.plant.i1}`, expected: 'credits 5000 - success 0', actual: 'balance 5100' },
-    { category: 'account_reserved_mismatch', subject: `account:${state.plant.i2}`, expected: 'reserved 0', actual: 'open orders 0, held reservations 500' },
-    { category: 'account_balance_mismatch', subject: `account:${state.plant.i3}`, expected: 'credits 5700 - success 0', actual: 'balance 5000' },
-    { category: 'ledger_deposit_missing', subject: `credit:${strayCredit}`, expected: 'deposit of 700', actual: 'no deposit journal' },
-    { category: 'journal_unbalanced', subject: `journal:${journalId}`, expected: '0', actual: '300' },
-    { category: 'ledger_account_projection', subject: 'ledger-account:provider_clearing:USD', expected: `sum of entries ${clearingEntries}`, actual: `balance ${BigInt(clearingEntries) + 1234n}` },
-    { category: 'wallet_mismatch', subject: `account:${state.plant.wallet}`, expected: 'ledger wallet = available 5000', actual: 'ledger wallet 5900' },
-    { category: 'ledger_journals_mismatch', subject: `order:${extra.orderId}`, expected: 'hold+settle of 1000 for a success order', actual: 'hold 1000, reverse 1000, settle 1000' },
-    { category: 'wallet_mismatch', subject: `account:${state.paidAccountId}`, expected: 'ledger wallet = available 9500', actual: 'ledger wallet 10500' },
-    { category: 'provider_not_paid', subject: `order:${neverSeen.orderId}`, expected: 'provider: paid', actual: 'provider: not_found' },
-    { category: 'provider_paid_not_recorded', subject: `order:${paidUnrecorded.orderId}`, expected: 'provider: not paid', actual: 'provider: paid' },
-  ];
-  t.deepEqual([...new Set(state.expected.map((e) => e.category))].sort(), [...RUN_CATEGORIES].sort(), 'every category is planted');
+    state.expected = [
+      {
+        category: 'account_balance_split',
+        subject: `account:${state.plant.i1}`,
+        expected: 'balance = available + reserved, both >= 0',
+        actual: 'balance 5100, available 5000, reserved 0',
+      },
+      {
+        category: 'account_balance_mismatch',
+        subject: `account:${state.plant.i1}`,
+        expected: 'credits 5000 - success 0',
+        actual: 'balance 5100',
+      },
+      {
+        category: 'account_reserved_mismatch',
+        subject: `account:${state.plant.i2}`,
+        expected: 'reserved 0',
+        actual: 'open orders 0, held reservations 500',
+      },
+      {
+        category: 'account_balance_mismatch',
+        subject: `account:${state.plant.i3}`,
+        expected: 'credits 5700 - success 0',
+        actual: 'balance 5000',
+      },
+      { category: 'ledger_deposit_missing', subject: `credit:${strayCredit}`, expected: 'deposit of 700', actual: 'no deposit journal' },
+      { category: 'journal_unbalanced', subject: `journal:${journalId}`, expected: '0', actual: '300' },
+      {
+        category: 'ledger_account_projection',
+        subject: 'ledger-account:provider_clearing:USD',
+        expected: `sum of entries ${clearingEntries}`,
+        actual: `balance ${BigInt(clearingEntries) + 1234n}`,
+      },
+      {
+        category: 'wallet_mismatch',
+        subject: `account:${state.plant.wallet}`,
+        expected: 'ledger wallet = available 5000',
+        actual: 'ledger wallet 5900',
+      },
+      {
+        category: 'ledger_journals_mismatch',
+        subject: `order:${extra.orderId}`,
+        expected: 'hold+settle of 1000 for a success order',
+        actual: 'hold 1000, reverse 1000, settle 1000',
+      },
+      {
+        category: 'wallet_mismatch',
+        subject: `account:${state.paidAccountId}`,
+        expected: 'ledger wallet = available 9500',
+        actual: 'ledger wallet 10500',
+      },
+      { category: 'provider_not_paid', subject: `order:${neverSeen.orderId}`, expected: 'provider: paid', actual: 'provider: not_found' },
+      {
+        category: 'provider_paid_not_recorded',
+        subject: `order:${paidUnrecorded.orderId}`,
+        expected: 'provider: not paid',
+        actual: 'provider: paid',
+      },
+    ];
+    t.deepEqual([...new Set(state.expected.map((e) => e.category))].sort(), [...RUN_CATEGORIES].sort(), 'every category is planted');
 
-  const summary = await run();
-  state.firstRun = summary;
-  t.deepEqual(summary.findings.map(keyOf).sort(), state.expected.map(keyOf).sort());
-  const found = new Map(summary.findings.map((f) => [keyOf(f), f]));
-  for (const e of state.expected) t.like(found.get(keyOf(e)), e, keyOf(e));
-  t.like(found.get(`provider_not_paid order:${neverSeen.orderId}`), { transactionId: neverSeen.transactionId, accountId: neverSeen.accountId, currency: 'USD' });
+    const summary = await run();
+    state.firstRun = summary;
+    t.deepEqual(summary.findings.map(keyOf).sort(), state.expected.map(keyOf).sort());
+    const found = new Map(summary.findings.map((f) => [keyOf(f), f]));
+    for (const e of state.expected) t.like(found.get(keyOf(e)), e, keyOf(e));
+    t.like(found.get(`provider_not_paid order:${neverSeen.orderId}`), {
+      transactionId: neverSeen.transactionId,
+      accountId: neverSeen.accountId,
+      currency: 'USD',
+    });
 
-  const breaks = await runBreaks();
-  t.deepEqual(breaks.map(keyOf).sort(), state.expected.map(keyOf).sort());
-  t.true(breaks.every((row) => row.seenCount === 1 && row.resolvedAt === null && row.details.runId === summary.runId));
-  for (const e of state.expected) t.like(breaks.find((row) => keyOf(row) === keyOf(e)), { expected: e.expected, actual: e.actual });
-  const recorded = await balance.oneFirst(sql.type(z.object({ n: z.number() }))`select breaks_found as n from reconciliation_runs where id = ${summary.runId}`);
-  t.is(recorded, state.expected.length);
-});
+    const breaks = await runBreaks();
+    t.deepEqual(breaks.map(keyOf).sort(), state.expected.map(keyOf).sort());
+    t.true(breaks.every((row) => row.seenCount === 1 && row.resolvedAt === null && row.details.runId === summary.runId));
+    for (const e of state.expected)
+      t.like(
+        breaks.find((row) => keyOf(row) === keyOf(e)),
+        { expected: e.expected, actual: e.actual },
+      );
+    const recorded = await balance.oneFirst(
+      sql.type(z.object({ n: z.number() }))`select breaks_found as n from reconciliation_runs where id = ${summary.runId}`,
+    );
+    t.is(recorded, state.expected.length);
+  },
+);
 
 test.serial('when a run sees the same breaks again, then it bumps last_seen_at and seen_count without duplicating them', async (t) => {
   const before = await runBreaks();
@@ -252,7 +389,11 @@ test.serial('when a run sees the same breaks again, then it bumps last_seen_at a
   t.deepEqual(summary.findings.map(keyOf).sort(), state.expected.map(keyOf).sort());
   t.is(summary.breaksResolved, 0);
   const after = await runBreaks();
-  t.deepEqual(after.map((row) => row.id), before.map((row) => row.id), 'the same rows, no new ones');
+  t.deepEqual(
+    after.map((row) => row.id),
+    before.map((row) => row.id),
+    'the same rows, no new ones',
+  );
   for (const [i, row] of after.entries()) {
     t.is(row.seenCount, 2, keyOf(row));
     t.is(row.firstSeenAt, before[i]!.firstSeenAt);
@@ -272,9 +413,15 @@ test.serial('when one break is repaired, then the next run resolves that break o
   const repaired = breaks.filter((row) => row.resolvedAt !== null);
   t.deepEqual(repaired.map(keyOf), ['ledger_account_projection ledger-account:provider_clearing:USD']);
   t.is(repaired[0]!.resolution, `cleared: not observed by reconciliation run ${summary.runId}`);
-  t.deepEqual(breaks.filter((row) => row.resolvedAt === null).map((row) => row.seenCount), Array(remaining.length).fill(3));
-  t.is(await system.db.databases.balance.oneFirst(sql.type(z.object({ n: z.number() }))`
-    select breaks_resolved as n from reconciliation_runs where id = ${summary.runId}`), 1);
+  t.deepEqual(
+    breaks.filter((row) => row.resolvedAt === null).map((row) => row.seenCount),
+    Array(remaining.length).fill(3),
+  );
+  t.is(
+    await system.db.databases.balance.oneFirst(sql.type(z.object({ n: z.number() }))`
+    select breaks_resolved as n from reconciliation_runs where id = ${summary.runId}`),
+    1,
+  );
 });
 
 test.serial('when breaks are open, then the withdraw_breaks_open gauge counts them by category and age', async (t) => {
@@ -286,8 +433,13 @@ test.serial('when breaks are open, then the withdraw_breaks_open gauge counts th
   t.deepEqual([...gauge.entries()].filter(([, n]) => n > 0).sort(), [...expected.entries()].sort());
 
   const b = await system.db.client('balance');
-  await b.query(`update reconciliation_breaks set first_seen_at = now() - interval '2 days' where category = 'journal_unbalanced' and resolved_at is null`);
-  await b.query(`update reconciliation_breaks set first_seen_at = now() - interval '3 hours' where category = 'wallet_mismatch' and subject = $1`, [`account:${state.plant.wallet}`]);
+  await b.query(
+    `update reconciliation_breaks set first_seen_at = now() - interval '2 days' where category = 'journal_unbalanced' and resolved_at is null`,
+  );
+  await b.query(
+    `update reconciliation_breaks set first_seen_at = now() - interval '3 hours' where category = 'wallet_mismatch' and subject = $1`,
+    [`account:${state.plant.wallet}`],
+  );
   await b.query(`update reconciliation_breaks set first_seen_at = now() - interval '8 days' where category = 'provider_not_paid'`);
   const aged = await openBreakGauge();
   t.is(aged.get('journal_unbalanced 1d-7d'), 1);
@@ -301,32 +453,43 @@ test.serial('when breaks are open, then the withdraw_breaks_open gauge counts th
   t.is(total, state.expected.length - 1);
 });
 
-test.serial('when an operator resolves a break, then it is closed with the operator in the audit trail, and a run that still sees the problem opens it again', async (t) => {
-  const { balance } = system.db.databases;
-  const open = (await runBreaks()).find((row) => row.category === 'journal_unbalanced' && row.resolvedAt === null)!;
-  const resolveBreak = (id: string, body: unknown) =>
-    call(system.url, 'POST', `/admin/breaks/${id}/resolve`, { token: system.adminToken, headers: { 'x-operator': 'frank' }, body });
-  t.is((await resolveBreak(String(open.id), { resolution: 'x' })).status, 400, 'a resolution says something');
-  const reply = await resolveBreak(String(open.id), { resolution: 'compensating journal requested' });
-  t.is(reply.status, 200, reply.text);
-  t.like(reply.body, { code: 0, msg: 'resolved', data: { breakId: String(open.id), operator: 'admin:frank' } });
-  const row = (await runBreaks()).find((b) => b.id === open.id)!;
-  t.not(row.resolvedAt, null);
-  t.is(row.resolution, 'admin:frank: compensating journal requested');
-  const audit = await balance.any(sql.type(z.object({ operator: z.string(), action: z.string(), details: z.record(z.unknown()) }))`
+test.serial(
+  'when an operator resolves a break, then it is closed with the operator in the audit trail, and a run that still sees the problem opens it again',
+  async (t) => {
+    const { balance } = system.db.databases;
+    const open = (await runBreaks()).find((row) => row.category === 'journal_unbalanced' && row.resolvedAt === null)!;
+    const resolveBreak = (id: string, body: unknown) =>
+      call(system.url, 'POST', `/admin/breaks/${id}/resolve`, { token: system.adminToken, headers: { 'x-operator': 'frank' }, body });
+    t.is((await resolveBreak(String(open.id), { resolution: 'x' })).status, 400, 'a resolution says something');
+    const reply = await resolveBreak(String(open.id), { resolution: 'compensating journal requested' });
+    t.is(reply.status, 200, reply.text);
+    t.like(reply.body, { code: 0, msg: 'resolved', data: { breakId: String(open.id), operator: 'admin:frank' } });
+    const row = (await runBreaks()).find((b) => b.id === open.id)!;
+    t.not(row.resolvedAt, null);
+    t.is(row.resolution, 'admin:frank: compensating journal requested');
+    const audit = await balance.any(sql.type(z.object({ operator: z.string(), action: z.string(), details: z.record(z.unknown()) }))`
     select operator, action, details from admin_audit_log where subject = ${`break:${open.id}`}`);
-  t.deepEqual(audit, [{ operator: 'admin:frank', action: 'break.resolve',
-    details: { category: 'journal_unbalanced', subject: open.subject, resolution: 'compensating journal requested' } }]);
-  t.is((await resolveBreak(String(open.id), { resolution: 'once more' })).status, 404, 'already resolved');
-  t.is((await resolveBreak('999999', { resolution: 'no such break' })).status, 404);
-  t.is((await resolveBreak('abc', { resolution: 'no such break' })).status, 404);
+    t.deepEqual(audit, [
+      {
+        operator: 'admin:frank',
+        action: 'break.resolve',
+        details: { category: 'journal_unbalanced', subject: open.subject, resolution: 'compensating journal requested' },
+      },
+    ]);
+    t.is((await resolveBreak(String(open.id), { resolution: 'once more' })).status, 404, 'already resolved');
+    t.is((await resolveBreak('999999', { resolution: 'no such break' })).status, 404);
+    t.is((await resolveBreak('abc', { resolution: 'no such break' })).status, 404);
 
-  const summary = await run();
-  t.true(summary.findings.some((f) => keyOf(f) === keyOf(open)), 'the journal is still unbalanced');
-  const reopened = (await runBreaks()).filter((b) => keyOf(b) === keyOf(open) && b.resolvedAt === null);
-  t.is(reopened.length, 1);
-  t.true(reopened[0]!.id > open.id && reopened[0]!.seenCount === 1, 'a new break, not the resolved one');
-});
+    const summary = await run();
+    t.true(
+      summary.findings.some((f) => keyOf(f) === keyOf(open)),
+      'the journal is still unbalanced',
+    );
+    const reopened = (await runBreaks()).filter((b) => keyOf(b) === keyOf(open) && b.resolvedAt === null);
+    t.is(reopened.length, 1);
+    t.true(reopened[0]!.id > open.id && reopened[0]!.seenCount === 1, 'a new break, not the resolved one');
+  },
+);
 
 test.serial('when breaks are present, then `npm run reconcile -- --full` exits 1 and lists them', async (t) => {
   const result = await reconcileCli(['--full', '--json']);
@@ -336,5 +499,6 @@ test.serial('when breaks are present, then `npm run reconcile -- --full` exits 1
   t.deepEqual(summary.findings.map(keyOf).sort(), remaining.map(keyOf).sort());
   const text = await reconcileCli(['--full']);
   t.is(text.code, 1);
-  for (const e of remaining) t.true(text.stdout.includes(`${e.category} ${e.subject}: expected ${e.expected}, actual ${e.actual}`), keyOf(e));
+  for (const e of remaining)
+    t.true(text.stdout.includes(`${e.category} ${e.subject}: expected ${e.expected}, actual ${e.actual}`), keyOf(e));
 });

@@ -59,11 +59,20 @@ const OPEN_ORDERS: OrderSeed[] = [
   { account: A1, user: 'alice', currency: 'USD', amountMinor: 200n, path: ['manual'], ago: '3 days' },
 ];
 const RESPONSES = { created: { status: 202, body: { code: 0, msg: 'processing', data: null } } };
-const FROM_STATUS: Record<string, string[]> = { processing: ['init'], success: ['processing'], failed: ['init'], manual: ['init', 'processing'] };
+const FROM_STATUS: Record<string, string[]> = {
+  processing: ['init'],
+  success: ['processing'],
+  failed: ['init'],
+  manual: ['init', 'processing'],
+};
 
 async function seedBalance(): Promise<void> {
   const balance = db.databases.balance;
-  for (const [id, user, currency, credit] of [[A1, 'alice', 'USD', 100_000], [A2, 'bob', 'EUR', 50_000], [A3, 'carol', 'JPY', 100_000]] as const) {
+  for (const [id, user, currency, credit] of [
+    [A1, 'alice', 'USD', 100_000],
+    [A2, 'bob', 'EUR', 50_000],
+    [A3, 'carol', 'JPY', 100_000],
+  ] as const) {
     await balance.query(sql.unsafe`insert into accounts (id, user_id, currency) values (${id}, ${user}, ${currency})`);
     const outcome = await balance.oneFirst(sql.type(z.object({ outcome: z.string() }))`
       select outcome from account_credit(${uuidv4()}, ${id}, ${credit}, 'reports-test')`);
@@ -122,14 +131,34 @@ async function seedBreaksAndOutbox(): Promise<void> {
   await db.databases.ledger.query(sql.unsafe`update outbox set relayed_at = now() where relayed_at is null`);
 }
 
-const event = (kind: string, transactionId: string, accountId: string, currency: Currency, amountMinor: number) =>
-  ({ source: 'reports-test', transactionId, kind, accountId, currency, amountMinor: String(amountMinor) });
+const event = (kind: string, transactionId: string, accountId: string, currency: Currency, amountMinor: number) => ({
+  source: 'reports-test',
+  transactionId,
+  kind,
+  accountId,
+  currency,
+  amountMinor: String(amountMinor),
+});
 
 async function seedLedger(): Promise<void> {
   const batches = [
-    [event('deposit', ids.d1, A1, 'USD', 100_000), event('deposit', ids.d2, A2, 'EUR', 50_000), event('deposit', ids.d3, A3, 'JPY', 100_000)],
-    [event('hold', ids.t1, A1, 'USD', 1000), event('hold', ids.t2, A1, 'USD', 2050), event('hold', ids.t3, A1, 'USD', 525), event('hold', ids.t4, A2, 'EUR', 700)],
-    [event('settle', ids.t1, A1, 'USD', 1000), event('settle', ids.t2, A1, 'USD', 2050), event('reverse', ids.t3, A1, 'USD', 525), event('settle', ids.t4, A2, 'EUR', 700)],
+    [
+      event('deposit', ids.d1, A1, 'USD', 100_000),
+      event('deposit', ids.d2, A2, 'EUR', 50_000),
+      event('deposit', ids.d3, A3, 'JPY', 100_000),
+    ],
+    [
+      event('hold', ids.t1, A1, 'USD', 1000),
+      event('hold', ids.t2, A1, 'USD', 2050),
+      event('hold', ids.t3, A1, 'USD', 525),
+      event('hold', ids.t4, A2, 'EUR', 700),
+    ],
+    [
+      event('settle', ids.t1, A1, 'USD', 1000),
+      event('settle', ids.t2, A1, 'USD', 2050),
+      event('reverse', ids.t3, A1, 'USD', 525),
+      event('settle', ids.t4, A2, 'EUR', 700),
+    ],
     [event('hold', ids.t5, A1, 'USD', 300)],
   ];
   for (const batch of batches) {
@@ -184,7 +213,10 @@ test('when daily-withdrawals is bounded by --to and --currency, then to is exclu
     ['2024-03-02', 'success', 'USD', '1', '1.01'],
   ]);
   const all = await run('daily-withdrawals');
-  t.is(all.rows.reduce((sum, row) => sum + Number(row[3]), 0), DAY_ORDERS.length + OPEN_ORDERS.length);
+  t.is(
+    all.rows.reduce((sum, row) => sum + Number(row[3]), 0),
+    DAY_ORDERS.length + OPEN_ORDERS.length,
+  );
 });
 
 test('when trial-balance runs, then each currency and account kind has its debits, credits and net, and the totals net to zero', async (t) => {
@@ -237,11 +269,14 @@ test('when in-flight-aging runs, then open orders are counted by status, currenc
     ['manual', 'USD', '> 24 h', '1', '2.00'],
   ]);
   const usd = await run('in-flight-aging', { currency: 'USD' });
-  t.deepEqual(usd.rows.map((row) => row.slice(0, 3)), [
-    ['init', 'USD', '< 1 min'],
-    ['processing', 'USD', '1-10 min'],
-    ['manual', 'USD', '> 24 h'],
-  ]);
+  t.deepEqual(
+    usd.rows.map((row) => row.slice(0, 3)),
+    [
+      ['init', 'USD', '< 1 min'],
+      ['processing', 'USD', '1-10 min'],
+      ['manual', 'USD', '> 24 h'],
+    ],
+  );
 });
 
 test('when account-statement covers all time, then it opens at zero, lists every entry with its running balance and closes at the balance', async (t) => {
@@ -262,23 +297,35 @@ test('when account-statement covers all time, then it opens at zero, lists every
 
 test('when account-statement has a range, then the opening and closing balances are those at its ends', async (t) => {
   const since = await run('account-statement', { account: A1, from: batchAt[2]!.us });
-  t.deepEqual(since.rows.map((row) => [row[0], row[2], row[6]]), [
-    ['opening', null, '-964.25'],
-    ['entry', '5', '-969.50'],
-    ['entry', '6', '-966.50'],
-    ['closing', null, '-966.50'],
-  ]);
+  t.deepEqual(
+    since.rows.map((row) => [row[0], row[2], row[6]]),
+    [
+      ['opening', null, '-964.25'],
+      ['entry', '5', '-969.50'],
+      ['entry', '6', '-966.50'],
+      ['closing', null, '-966.50'],
+    ],
+  );
   const until = await run('account-statement', { account: A1, to: batchAt[2]!.us });
-  t.deepEqual(until.rows.map((row) => [row[0], row[2], row[6]]), [
-    ['opening', null, '0.00'],
-    ['entry', '1', '-1000.00'],
-    ['entry', '2', '-990.00'],
-    ['entry', '3', '-969.50'],
-    ['entry', '4', '-964.25'],
-    ['closing', null, '-964.25'],
-  ]);
+  t.deepEqual(
+    until.rows.map((row) => [row[0], row[2], row[6]]),
+    [
+      ['opening', null, '0.00'],
+      ['entry', '1', '-1000.00'],
+      ['entry', '2', '-990.00'],
+      ['entry', '3', '-969.50'],
+      ['entry', '4', '-964.25'],
+      ['closing', null, '-964.25'],
+    ],
+  );
   const after = await run('account-statement', { account: A1, from: '2100-01-01' });
-  t.deepEqual(after.rows.map((row) => [row[0], row[6]]), [['opening', '-966.50'], ['closing', '-966.50']]);
+  t.deepEqual(
+    after.rows.map((row) => [row[0], row[6]]),
+    [
+      ['opening', '-966.50'],
+      ['closing', '-966.50'],
+    ],
+  );
   const unknown = await run('account-statement', { account: uuidv4() });
   t.deepEqual(unknown.rows, [], 'no wallet, no statement');
 });
@@ -296,7 +343,13 @@ test('when open-breaks runs, then open breaks are counted by category and age wi
 test('when outbox-lag runs, then each database has its unrelayed count and the age of the oldest', async (t) => {
   const result = await run('outbox-lag');
   t.deepEqual(result.columns, ['database', 'unrelayed', 'oldest_created_at', 'oldest_age_s']);
-  t.deepEqual(result.rows.map((row) => row.slice(0, 3)), [['balance', '2', lagOldest], ['ledger', '0', null]]);
+  t.deepEqual(
+    result.rows.map((row) => row.slice(0, 3)),
+    [
+      ['balance', '2', lagOldest],
+      ['ledger', '0', null],
+    ],
+  );
   const age = Number(result.rows[0]![3]);
   t.true(age >= 120 && age < 180, `oldest age ${age} s`);
   t.is(result.rows[1]![3], null);
@@ -314,34 +367,80 @@ function parseCsv(text: string): string[][] {
   while (i < text.length) {
     const c = text[i]!;
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { field += '"'; i += 2; continue; }
-      if (c === '"') { quoted = false; i += 1; continue; }
-      field += c; i += 1; continue;
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i += 2;
+        continue;
+      }
+      if (c === '"') {
+        quoted = false;
+        i += 1;
+        continue;
+      }
+      field += c;
+      i += 1;
+      continue;
     }
-    if (c === '"' && field === '') { quoted = true; i += 1; continue; }
-    if (c === ',') { record.push(field); field = ''; i += 1; continue; }
-    if (c === '\r' && text[i + 1] === '\n') { record.push(field); records.push(record); record = []; field = ''; i += 2; continue; }
-    field += c; i += 1;
+    if (c === '"' && field === '') {
+      quoted = true;
+      i += 1;
+      continue;
+    }
+    if (c === ',') {
+      record.push(field);
+      field = '';
+      i += 1;
+      continue;
+    }
+    if (c === '\r' && text[i + 1] === '\n') {
+      record.push(field);
+      records.push(record);
+      record = [];
+      field = '';
+      i += 2;
+      continue;
+    }
+    field += c;
+    i += 1;
   }
-  if (field !== '' || record.length > 0) { record.push(field); records.push(record); }
+  if (field !== '' || record.length > 0) {
+    record.push(field);
+    records.push(record);
+  }
   return records;
 }
 
-const asStrings = (result: Pick<ReportResult, 'columns' | 'rows'>) => [[...result.columns], ...result.rows.map((row) => row.map((cell) => cell ?? ''))];
+const asStrings = (result: Pick<ReportResult, 'columns' | 'rows'>) => [
+  [...result.columns],
+  ...result.rows.map((row) => row.map((cell) => cell ?? '')),
+];
 
 test('when a report is written as CSV, then it parses back to the same header and rows', async (t) => {
   for (const name of ['trial-balance', 'account-statement', 'outbox-lag']) {
     const result = await run(name, name === 'account-statement' ? { account: A1 } : {});
     t.deepEqual(parseCsv(formatCsv(result)), asStrings(result), name);
   }
-  const tricky = { columns: ['a', 'b,c'], rows: [['say "hi"', 'x\r\ny'], [null, 'plain']] };
+  const tricky = {
+    columns: ['a', 'b,c'],
+    rows: [
+      ['say "hi"', 'x\r\ny'],
+      [null, 'plain'],
+    ],
+  };
   const csv = formatCsv(tricky);
   t.is(csv, 'a,"b,c"\r\n"say ""hi""","x\r\ny"\r\n,plain\r\n');
   t.deepEqual(parseCsv(csv), asStrings(tricky));
 });
 
 test('when a report is written as a table, then columns are aligned and numbers right-aligned', (t) => {
-  const table = formatTable({ columns: ['kind', 'amount'], rows: [['deposit', '-1000.00'], ['hold', '5.25'], ['closing', null]] });
+  const table = formatTable({
+    columns: ['kind', 'amount'],
+    rows: [
+      ['deposit', '-1000.00'],
+      ['hold', '5.25'],
+      ['closing', null],
+    ],
+  });
   t.is(table, ['kind       amount', '-------  --------', 'deposit  -1000.00', 'hold         5.25', 'closing', '(3 rows)', ''].join('\n'));
 });
 
@@ -349,14 +448,26 @@ test('when format_minor formats an amount in SQL, then it is exactly what format
   const Row = z.object({ text: z.string() });
   await fc.assert(
     fc.asyncProperty(
-      fc.array(fc.tuple(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), fc.constantFrom<Currency>('USD', 'EUR', 'GBP', 'JPY')), { minLength: 1, maxLength: 50 }),
+      fc.array(fc.tuple(fc.bigInt({ min: -(10n ** 30n), max: 10n ** 30n }), fc.constantFrom<Currency>('USD', 'EUR', 'GBP', 'JPY')), {
+        minLength: 1,
+        maxLength: 50,
+      }),
       async (cases) => {
         const texts = await db.databases.ledger.anyFirst(sql.type(Row)`
           select format_minor(u.amount::numeric, u.currency) as text
-            from unnest(${sql.array(cases.map(([amount]) => amount.toString()), 'text')}::text[],
-                        ${sql.array(cases.map(([, currency]) => currency), 'text')}::text[]) with ordinality as u(amount, currency, n)
+            from unnest(${sql.array(
+              cases.map(([amount]) => amount.toString()),
+              'text',
+            )}::text[],
+                        ${sql.array(
+                          cases.map(([, currency]) => currency),
+                          'text',
+                        )}::text[]) with ordinality as u(amount, currency, n)
            order by u.n`);
-        t.deepEqual(texts, cases.map(([amount, currency]) => formatMinor(amount, currency)));
+        t.deepEqual(
+          texts,
+          cases.map(([amount, currency]) => formatMinor(amount, currency)),
+        );
       },
     ),
     { numRuns: 25 },
@@ -366,7 +477,8 @@ test('when format_minor formats an amount in SQL, then it is exactly what format
 // ---------------------------------------------------------------- safety
 
 test('when a parameter carries SQL, then it is bound as a value: no rows, and nothing changes', async (t) => {
-  const count = async () => db.databases.balance.oneFirst(sql.type(z.object({ n: z.number() }))`select count(*)::int as n from withdraw_orders`);
+  const count = async () =>
+    db.databases.balance.oneFirst(sql.type(z.object({ n: z.number() }))`select count(*)::int as n from withdraw_orders`);
   const before = await count();
   const injected = await executeReport(loadReport('daily-withdrawals'), { from: null, to: null, currency: "USD' or 1=1 --" }, db.databases);
   t.deepEqual(injected.rows, []);
@@ -383,12 +495,15 @@ async function temporaryReport(name: string, text: string) {
 }
 
 test('when a report tries to write, then the read-only transaction refuses it and nothing is written', async (t) => {
-  const { report, cleanup } = await temporaryReport('writes', [
-    '-- database: balance',
-    '-- description: tries to write',
-    '-- params: none',
-    "insert into outbox (topic, transaction_id, payload) values ('reports.write', gen_random_uuid(), '{}') returning id",
-  ].join('\n'));
+  const { report, cleanup } = await temporaryReport(
+    'writes',
+    [
+      '-- database: balance',
+      '-- description: tries to write',
+      '-- params: none',
+      "insert into outbox (topic, transaction_id, payload) values ('reports.write', gen_random_uuid(), '{}') returning id",
+    ].join('\n'),
+  );
   try {
     const error = await t.throwsAsync(executeReport(report, {}, db.databases));
     t.is((error as Error & { code?: string }).code, '25006', 'read_only_sql_transaction');
@@ -401,18 +516,32 @@ test('when a report tries to write, then the read-only transaction refuses it an
 });
 
 test('when the reporter role exists, then reports run as it on both databases, with a bounded statement time', async (t) => {
-  const { report, cleanup } = await temporaryReport('whoami', [
-    '-- database: both', '-- description: who runs reports', '-- params: none',
-    "select current_user::text as who, current_setting('transaction_read_only') as read_only, current_setting('TimeZone') as zone",
-  ].join('\n'));
+  const { report, cleanup } = await temporaryReport(
+    'whoami',
+    [
+      '-- database: both',
+      '-- description: who runs reports',
+      '-- params: none',
+      "select current_user::text as who, current_setting('transaction_read_only') as read_only, current_setting('TimeZone') as zone",
+    ].join('\n'),
+  );
   try {
     const result = await executeReport(report, {}, db.databases);
-    t.deepEqual(result.rows, [['balance', REPORTER_ROLE, 'on', 'UTC'], ['ledger', REPORTER_ROLE, 'on', 'UTC']]);
-    t.deepEqual(result.ranAs, [{ database: 'balance', role: REPORTER_ROLE }, { database: 'ledger', role: REPORTER_ROLE }]);
+    t.deepEqual(result.rows, [
+      ['balance', REPORTER_ROLE, 'on', 'UTC'],
+      ['ledger', REPORTER_ROLE, 'on', 'UTC'],
+    ]);
+    t.deepEqual(result.ranAs, [
+      { database: 'balance', role: REPORTER_ROLE },
+      { database: 'ledger', role: REPORTER_ROLE },
+    ]);
   } finally {
     await cleanup();
   }
-  const slow = await temporaryReport('slow', ['-- database: balance', '-- description: too slow', '-- params: none', 'select pg_sleep(2)::text as slept'].join('\n'));
+  const slow = await temporaryReport(
+    'slow',
+    ['-- database: balance', '-- description: too slow', '-- params: none', 'select pg_sleep(2)::text as slept'].join('\n'),
+  );
   try {
     const error = await t.throwsAsync(executeReport(slow.report, {}, db.databases, { statementTimeoutMs: 100 }));
     t.regex(String((error as Error & { cause?: Error }).cause?.message ?? error?.message), /statement timeout/);
@@ -433,26 +562,41 @@ test('when a report file holds a second statement, then it is refused before it 
 });
 
 test('when a report names its parameters, then casts, strings, identifiers, comments and dollar quotes are left alone', (t) => {
-  const { pieces, placeholders } = splitParameters('x', `select ':from'::text, "a:to", $$:currency$$, e'\\':account', :from::date -- :to\n, /* :to */ :currency`);
+  const { pieces, placeholders } = splitParameters(
+    'x',
+    `select ':from'::text, "a:to", $$:currency$$, e'\\':account', :from::date -- :to\n, /* :to */ :currency`,
+  );
   t.deepEqual(placeholders, ['from', 'currency']);
   t.deepEqual(pieces, [`select ':from'::text, "a:to", $$:currency$$, e'\\':account', `, `::date -- :to\n, /* :to */ `, '']);
 });
 
 test('when a report is unknown or its parameters are missing or bad, then a clear input error names them', async (t) => {
   const unknown = await t.throwsAsync(run('nope'), { instanceOf: ReportInputError });
-  t.regex(unknown!.message, /unknown report "nope"; the reports are: account-statement, daily-withdrawals, in-flight-aging, open-breaks, outbox-lag, trial-balance/);
+  t.regex(
+    unknown!.message,
+    /unknown report "nope"; the reports are: account-statement, daily-withdrawals, in-flight-aging, open-breaks, outbox-lag, trial-balance/,
+  );
   await t.throwsAsync(run('../balance/0001_accounts_orders'), { instanceOf: ReportInputError });
   const missing = await t.throwsAsync(run('account-statement'), { instanceOf: ReportInputError });
   t.regex(missing!.message, /--account is required/);
-  const bad = await t.throwsAsync(run('account-statement', { account: 'not-a-uuid', from: '2024-13-01', currency: 'USD' }), { instanceOf: ReportInputError });
+  const bad = await t.throwsAsync(run('account-statement', { account: 'not-a-uuid', from: '2024-13-01', currency: 'USD' }), {
+    instanceOf: ReportInputError,
+  });
   t.regex(bad!.message, /--currency is not a parameter of account-statement/);
   t.regex(bad!.message, /--account "not-a-uuid" must be an account id/);
   t.regex(bad!.message, /--from "2024-13-01" must be an ISO 8601 date/);
   await t.throwsAsync(run('daily-withdrawals', { from: '2024-03-02', to: '2024-03-01' }), { message: /must be before --to/ });
-  t.deepEqual(listReports().map((r) => [r.name, r.database]), [
-    ['account-statement', 'ledger'], ['daily-withdrawals', 'balance'], ['in-flight-aging', 'balance'],
-    ['open-breaks', 'balance'], ['outbox-lag', 'both'], ['trial-balance', 'ledger'],
-  ]);
+  t.deepEqual(
+    listReports().map((r) => [r.name, r.database]),
+    [
+      ['account-statement', 'ledger'],
+      ['daily-withdrawals', 'balance'],
+      ['in-flight-aging', 'balance'],
+      ['open-breaks', 'balance'],
+      ['outbox-lag', 'both'],
+      ['trial-balance', 'ledger'],
+    ],
+  );
 });
 
 // ---------------------------------------------------------------- the command
@@ -465,8 +609,12 @@ function reportCommand(args: string[]): Promise<{ code: number | null; stdout: s
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     child.once('error', reject);
     child.once('close', (code) => resolve({ code, stdout, stderr }));
   });

@@ -45,7 +45,8 @@ async function manualOrder(userId: string, providerPaid: boolean) {
     if (providerPaid) {
       system.sim!.setKnobs({ dropCallbackRate: 1 });
       const payout = await fetch(`${system.simUrl}/payouts`, {
-        method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': transactionId },
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': transactionId },
         body: JSON.stringify({ reference: transactionId, amount: '25.00', currency: 'USD', destination: 'dest' }),
       });
       t_assert(payout.status === 202, `provider accepted: ${payout.status}`);
@@ -102,52 +103,74 @@ test.serial('when the default account changes after a key was used, then the sam
   t.is((await system.withdraw(token, { toAccountId: 'dest', amount: '1.00' })).body.code, 42202);
 });
 
-test.serial('when an operator resolves failed an order the provider paid, then it is refused and the money stays held; override releases it, audited', async (t) => {
-  const order = await manualOrder('paid-manual', true);
-  const resolve = (body: Record<string, unknown>) =>
-    call(system.url, 'POST', `/admin/withdraws/${order.orderId}/resolve`, { token: system.adminToken, headers: { 'x-operator': 'carol' }, body });
-  const refused = await resolve({ outcome: 'failed', reason: 'looks stuck' });
-  t.is(refused.status, 409);
-  t.is(refused.body.code, 40902);
-  t.regex(refused.body.msg, /provider reports this payout paid/);
-  const account = await call(system.url, 'GET', `/admin/accounts/${order.accountId}`, { token: system.adminToken });
-  t.like(account.body.data, { reserved: '25.00', available: '75.00' });
-  const queries = await system.db.databases.balance.anyFirst(sql.type(z.object({ result: z.string() }))`
+test.serial(
+  'when an operator resolves failed an order the provider paid, then it is refused and the money stays held; override releases it, audited',
+  async (t) => {
+    const order = await manualOrder('paid-manual', true);
+    const resolve = (body: Record<string, unknown>) =>
+      call(system.url, 'POST', `/admin/withdraws/${order.orderId}/resolve`, {
+        token: system.adminToken,
+        headers: { 'x-operator': 'carol' },
+        body,
+      });
+    const refused = await resolve({ outcome: 'failed', reason: 'looks stuck' });
+    t.is(refused.status, 409);
+    t.is(refused.body.code, 40902);
+    t.regex(refused.body.msg, /provider reports this payout paid/);
+    const account = await call(system.url, 'GET', `/admin/accounts/${order.accountId}`, { token: system.adminToken });
+    t.like(account.body.data, { reserved: '25.00', available: '75.00' });
+    const queries = await system.db.databases.balance.anyFirst(sql.type(z.object({ result: z.string() }))`
     select result from gateway_status_queries where transaction_id = ${order.transactionId}`);
-  t.deepEqual(queries, ['paid'], 'the provider was asked and its answer is on record');
+    t.deepEqual(queries, ['paid'], 'the provider was asked and its answer is on record');
 
-  const forced = await resolve({ outcome: 'failed', reason: 'bank confirmed the funds came back', override: true });
-  t.is(forced.status, 200);
-  t.is(forced.body.data.providerStatus, 'paid');
-  const audit = await system.db.databases.balance.one(sql.type(z.object({ operator: z.string(), details: z.record(z.unknown()) }))`
+    const forced = await resolve({ outcome: 'failed', reason: 'bank confirmed the funds came back', override: true });
+    t.is(forced.status, 200);
+    t.is(forced.body.data.providerStatus, 'paid');
+    const audit = await system.db.databases.balance.one(sql.type(z.object({ operator: z.string(), details: z.record(z.unknown()) }))`
     select operator, details from admin_audit_log where subject = ${`order:${order.orderId}`} and action = 'withdraw.resolve'`);
-  t.is(audit.operator, 'admin:carol');
-  t.like(audit.details, { override: true, providerStatus: 'paid' });
-});
+    t.is(audit.operator, 'admin:carol');
+    t.like(audit.details, { override: true, providerStatus: 'paid' });
+  },
+);
 
-test.serial('when the provider never saw the payout, then resolving failed releases it; when it cannot be asked, then 503 and nothing moves', async (t) => {
-  const unseen = await manualOrder('unseen-manual', false);
-  const resolved = await call(system.url, 'POST', `/admin/withdraws/${unseen.orderId}/resolve`, {
-    token: system.adminToken, body: { outcome: 'failed', reason: 'provider has no record' },
-  });
-  t.is(resolved.status, 200);
-  t.is(resolved.body.data.providerStatus, 'not_found');
-  t.like((await call(system.url, 'GET', `/admin/accounts/${unseen.accountId}`, { token: system.adminToken })).body.data, { reserved: '0.00', available: '100.00' });
-
-  // a web process that cannot reach any provider
-  const asked = await manualOrder('unreachable-manual', false);
-  const blind = await startWebProcess({ config: testConfig(system.db), databases: system.db.databases, balanceUrl: system.db.balanceUrl, logger: system.logger });
-  try {
-    const unavailable = await call(blind.url, 'POST', `/admin/withdraws/${asked.orderId}/resolve`, {
-      token: system.adminToken, body: { outcome: 'failed', reason: 'provider has no record' },
+test.serial(
+  'when the provider never saw the payout, then resolving failed releases it; when it cannot be asked, then 503 and nothing moves',
+  async (t) => {
+    const unseen = await manualOrder('unseen-manual', false);
+    const resolved = await call(system.url, 'POST', `/admin/withdraws/${unseen.orderId}/resolve`, {
+      token: system.adminToken,
+      body: { outcome: 'failed', reason: 'provider has no record' },
     });
-    t.is(unavailable.status, 503);
-    t.is(unavailable.body.code, 50301);
-    t.like((await call(system.url, 'GET', `/admin/accounts/${asked.accountId}`, { token: system.adminToken })).body.data, { reserved: '25.00' });
-  } finally {
-    await blind.close(1_000);
-  }
-});
+    t.is(resolved.status, 200);
+    t.is(resolved.body.data.providerStatus, 'not_found');
+    t.like((await call(system.url, 'GET', `/admin/accounts/${unseen.accountId}`, { token: system.adminToken })).body.data, {
+      reserved: '0.00',
+      available: '100.00',
+    });
+
+    // a web process that cannot reach any provider
+    const asked = await manualOrder('unreachable-manual', false);
+    const blind = await startWebProcess({
+      config: testConfig(system.db),
+      databases: system.db.databases,
+      balanceUrl: system.db.balanceUrl,
+      logger: system.logger,
+    });
+    try {
+      const unavailable = await call(blind.url, 'POST', `/admin/withdraws/${asked.orderId}/resolve`, {
+        token: system.adminToken,
+        body: { outcome: 'failed', reason: 'provider has no record' },
+      });
+      t.is(unavailable.status, 503);
+      t.is(unavailable.body.code, 50301);
+      t.like((await call(system.url, 'GET', `/admin/accounts/${asked.accountId}`, { token: system.adminToken })).body.data, {
+        reserved: '25.00',
+      });
+    } finally {
+      await blind.close(1_000);
+    }
+  },
+);
 
 test.serial('when the provider knows the outcome of a manual order, then recovery settles it without a human', async (t) => {
   const order = await manualOrder('recovered-manual', true);
@@ -180,29 +203,50 @@ test('when the provider answers with NUL bytes or lone surrogates, then the evid
   t.deepEqual(row, { error: { code: 'x\ufffdy', 'k\ufffd': ['\ufffd', 1] }, ok: true });
 });
 
-test.serial('when reconciliation asks the provider, then each final order is checked once and one it could not ask is asked again next run', async (t) => {
-  const worker = await system.startWorker();
-  try {
-    const orders = [await settledOrder('recon-a'), await settledOrder('recon-b')];
-    await waitForQuiescence(system.db.databases.balance, system.db.databases.ledger);
-    const config = recoveryConfig(system);
-    const dead = createPspHttpAdapter({ baseUrl: `http://127.0.0.1:${await closedPort()}`, ...config.gateway, timeoutMs: 300 });
-    const live = createPspHttpAdapter({ baseUrl: system.simUrl!, ...config.gateway });
+test.serial(
+  'when reconciliation asks the provider, then each final order is checked once and one it could not ask is asked again next run',
+  async (t) => {
+    const worker = await system.startWorker();
     try {
-      const unanswered = await runReconciliation({ databases: system.db.databases, psp: dead, config, logger: system.logger, mode: 'incremental' });
-      t.is(unanswered.providerChecked, 0);
-      const answered = await runReconciliation({ databases: system.db.databases, psp: live, config, logger: system.logger, mode: 'incremental' });
-      const checkedOrders = await system.db.databases.balance.oneFirst(sql.type(n)`
+      const orders = [await settledOrder('recon-a'), await settledOrder('recon-b')];
+      await waitForQuiescence(system.db.databases.balance, system.db.databases.ledger);
+      const config = recoveryConfig(system);
+      const dead = createPspHttpAdapter({ baseUrl: `http://127.0.0.1:${await closedPort()}`, ...config.gateway, timeoutMs: 300 });
+      const live = createPspHttpAdapter({ baseUrl: system.simUrl!, ...config.gateway });
+      try {
+        const unanswered = await runReconciliation({
+          databases: system.db.databases,
+          psp: dead,
+          config,
+          logger: system.logger,
+          mode: 'incremental',
+        });
+        t.is(unanswered.providerChecked, 0);
+        const answered = await runReconciliation({
+          databases: system.db.databases,
+          psp: live,
+          config,
+          logger: system.logger,
+          mode: 'incremental',
+        });
+        const checkedOrders = await system.db.databases.balance.oneFirst(sql.type(n)`
         select count(*)::int as n from withdraw_orders where status in ('success', 'failed')`);
-      t.is(answered.providerChecked, checkedOrders, 'every final order, including those the dead provider could not answer for');
-      t.true(orders.length <= answered.providerChecked);
-      const again = await runReconciliation({ databases: system.db.databases, psp: live, config, logger: system.logger, mode: 'incremental' });
-      t.is(again.providerChecked, 0, 'nothing is checked twice');
+        t.is(answered.providerChecked, checkedOrders, 'every final order, including those the dead provider could not answer for');
+        t.true(orders.length <= answered.providerChecked);
+        const again = await runReconciliation({
+          databases: system.db.databases,
+          psp: live,
+          config,
+          logger: system.logger,
+          mode: 'incremental',
+        });
+        t.is(again.providerChecked, 0, 'nothing is checked twice');
+      } finally {
+        await dead.close();
+        await live.close();
+      }
     } finally {
-      await dead.close();
-      await live.close();
+      await worker.stop();
     }
-  } finally {
-    await worker.stop();
-  }
-});
+  },
+);

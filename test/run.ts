@@ -55,7 +55,10 @@ async function main(): Promise<number> {
       persistent: false,
       durable: false,
       maxConnections: 500,
-      log: (line) => { if (/FATAL|PANIC/.test(line) && !/terminating connection due to administrator command/.test(line)) process.stderr.write(`postgres: ${line}\n`); },
+      log: (line) => {
+        if (/FATAL|PANIC/.test(line) && !/terminating connection due to administrator command/.test(line))
+          process.stderr.write(`postgres: ${line}\n`);
+      },
     });
     adminUrl = cluster.url('postgres');
   }
@@ -67,7 +70,9 @@ async function main(): Promise<number> {
   await ensureDatabase(adminUrl, TEMPLATE_BALANCE);
   await ensureDatabase(adminUrl, TEMPLATE_LEDGER);
   await migrateAll({ balanceUrl: templateUrl(TEMPLATE_BALANCE), ledgerUrl: templateUrl(TEMPLATE_LEDGER) });
-  process.stderr.write(`test databases ready in ${Date.now() - started} ms (${cluster ? 'embedded PostgreSQL' : 'BALANCE_DATABASE_URL server'})\n`);
+  process.stderr.write(
+    `test databases ready in ${Date.now() - started} ms (${cluster ? 'embedded PostgreSQL' : 'BALANCE_DATABASE_URL server'})\n`,
+  );
 
   const ava = path.join(projectRoot, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
   const code = await new Promise<number>((resolve) => {

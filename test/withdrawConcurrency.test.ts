@@ -59,7 +59,14 @@ test('when 200 withdrawals of 1.00 hit a wallet of 100.00 at once, then exactly 
   );
   const byStatus = new Map<number, JsonReply[]>();
   for (const reply of replies) byStatus.set(reply.status, [...(byStatus.get(reply.status) ?? []), reply]);
-  t.deepEqual([...byStatus.keys()].sort(), [202, 422], replies.filter((r) => r.status !== 202 && r.status !== 422).map((r) => r.text).join('\n'));
+  t.deepEqual(
+    [...byStatus.keys()].sort(),
+    [202, 422],
+    replies
+      .filter((r) => r.status !== 202 && r.status !== 422)
+      .map((r) => r.text)
+      .join('\n'),
+  );
   t.is(byStatus.get(202)!.length, 100);
   t.is(byStatus.get(422)!.length, 100);
   t.true(byStatus.get(422)!.every((r) => r.body.code === 42202));
@@ -71,7 +78,10 @@ test('when 200 withdrawals of 1.00 hit a wallet of 100.00 at once, then exactly 
     'select response_status as status, count(*)::int as n from idempotency_keys where user_id = $1 group by 1 order by 1',
     [userId],
   );
-  t.deepEqual(keys.rows, [{ status: 202, n: 100 }, { status: 422, n: 100 }]);
+  t.deepEqual(keys.rows, [
+    { status: 202, n: 100 },
+    { status: 422, n: 100 },
+  ]);
   t.deepEqual(await invariantBreaks(balance), []);
 
   const view = await call(system.url, 'GET', `/admin/accounts/${accountId}`, { token: system.adminToken });
@@ -116,19 +126,26 @@ test('when 20 wallets take 30 random withdrawals each, all at once, then none ov
     t.is(accepted.length + rejected.length, 30, mine.map((r) => r.reply.text).join('\n'));
     const acceptedMinor = accepted.reduce((sum, r) => sum + r.request.amountMinor, 0n);
     const numbers = await accountNumbers(balance, wallet.accountId);
-    t.deepEqual(numbers, {
-      balance: wallet.fundedMinor,
-      available: wallet.fundedMinor - acceptedMinor,
-      reserved: acceptedMinor,
-      status: 'active',
-    }, wallet.userId);
+    t.deepEqual(
+      numbers,
+      {
+        balance: wallet.fundedMinor,
+        available: wallet.fundedMinor - acceptedMinor,
+        reserved: acceptedMinor,
+        status: 'active',
+      },
+      wallet.userId,
+    );
     t.true(numbers.available >= 0n);
     // available only fell during the run: a request refused then is still too large now
     for (const r of rejected) t.true(r.request.amountMinor > numbers.available, `${wallet.userId} refused ${r.request.amountMinor}`);
     const rows = await accountRows(wallet.accountId);
     t.deepEqual(rows, {
-      orders: accepted.length, open_sum: acceptedMinor.toString(), reservations: accepted.length,
-      held_sum: acceptedMinor.toString(), outbox: accepted.length,
+      orders: accepted.length,
+      open_sum: acceptedMinor.toString(),
+      reservations: accepted.length,
+      held_sum: acceptedMinor.toString(),
+      outbox: accepted.length,
     });
   }
   t.deepEqual(await invariantBreaks(balance), []);
@@ -141,16 +158,24 @@ test('when credits land while withdrawals hammer the same wallet, then every acc
   const withdrawals = Array.from({ length: 100 }, () => system.withdraw(token, { toAccountId: 'bank-1', amount: '1.00' }));
   const credits = Array.from({ length: 10 }, () =>
     call(system.url, 'POST', `/admin/accounts/${accountId}/credits`, {
-      token: system.adminToken, body: { amount: '5.00', transactionId: uuidv4() },
-    }));
+      token: system.adminToken,
+      body: { amount: '5.00', transactionId: uuidv4() },
+    }),
+  );
   const [withdrawReplies, creditReplies] = await Promise.all([Promise.all(withdrawals), Promise.all(credits)]);
-  t.true(creditReplies.every((r) => r.status === 200), creditReplies.map((r) => r.text).join('\n'));
+  t.true(
+    creditReplies.every((r) => r.status === 200),
+    creditReplies.map((r) => r.text).join('\n'),
+  );
   const accepted = withdrawReplies.filter((r) => r.status === 202).length;
   t.is(accepted + withdrawReplies.filter((r) => r.body?.code === 42202).length, 100);
   t.true(accepted >= 50 && accepted <= 100, `accepted ${accepted}`);
   const numbers = await accountNumbers(balance, accountId);
   t.deepEqual(numbers, {
-    balance: 10_000n, available: 10_000n - BigInt(accepted) * 100n, reserved: BigInt(accepted) * 100n, status: 'active',
+    balance: 10_000n,
+    available: 10_000n - BigInt(accepted) * 100n,
+    reserved: BigInt(accepted) * 100n,
+    status: 'active',
   });
   t.deepEqual(await invariantBreaks(balance), []);
 });

@@ -101,7 +101,9 @@ test('when the key comes in the Idempotency-Key header, then it is the same key 
   t.is(replay.text, first.text);
   t.is(replay.headers.get('idempotent-replayed'), 'true');
   const both = await call(system.url, 'POST', '/withdraw', {
-    token, body, headers: { 'idempotent-key': key, 'Idempotency-Key': uuidv7() },
+    token,
+    body,
+    headers: { 'idempotent-key': key, 'Idempotency-Key': uuidv7() },
   });
   t.is(both.status, 400);
   t.is(both.body.code, 40002);
@@ -166,7 +168,8 @@ test('when funds are insufficient, then 422 42202 is stored and replayed, even a
   t.deepEqual(stored.rows, [{ response_status: 422, order_id: null }]);
 
   const credit = await call(system.url, 'POST', `/admin/accounts/${accountId}/credits`, {
-    token: system.adminToken, body: { amount: '100.00', transactionId: uuidv4() },
+    token: system.adminToken,
+    body: { amount: '100.00', transactionId: uuidv4() },
   });
   t.is(credit.status, 200, credit.text);
   const replay = await system.withdraw(token, body, key);
@@ -253,7 +256,10 @@ test('when the in-process cache is turned off, then replays and key reuse behave
   const body = { toAccountId: 'bank-1', amount: '20.00' };
   const replies = await Promise.all(Array.from({ length: 20 }, () => uncached.withdraw(token, body, key)));
   const accepted = replies.filter((r) => r.status === 202);
-  t.true(replies.every((r) => r.status === 202 || r.status === 409), replies.map((r) => r.status).join(','));
+  t.true(
+    replies.every((r) => r.status === 202 || r.status === 409),
+    replies.map((r) => r.status).join(','),
+  );
   t.is(new Set(accepted.map((r) => r.text)).size, 1);
   const replay = await uncached.withdraw(token, body, key);
   t.is(replay.text, accepted[0]!.text);

@@ -13,10 +13,16 @@ let web: TestSystem;
 let full: TestSystem;
 
 async function statusListenerReady(system: TestSystem): Promise<boolean> {
-  return eventually(async () => (await system.db.databases.balance.anyFirst(sql.type(z.object({ pid: z.number() }))`
+  return eventually(
+    async () =>
+      (
+        await system.db.databases.balance.anyFirst(sql.type(z.object({ pid: z.number() }))`
     select pid from pg_stat_activity
      where datname = current_database() and application_name = 'withdraw-listen-withdraw-status'
-       and (query ilike 'listen%' or query ilike 'select pg_backend_pid%')`)).length > 0, 20_000);
+       and (query ilike 'listen%' or query ilike 'select pg_backend_pid%')`)
+      ).length > 0,
+    20_000,
+  );
 }
 
 test.before(async () => {
@@ -68,12 +74,16 @@ test('when several clients wait on the same order, then one change wakes them al
   const order = orders[0]!;
   const token = await web.userToken('lp-ben');
   const polls = Array.from({ length: 5 }, (_, i) =>
-    timedGet(web, `/withdraw/${order.orderId}?waitMs=8000&status=init`, i % 2 === 0 ? token : web.adminToken));
+    timedGet(web, `/withdraw/${order.orderId}?waitMs=8000&status=init`, i % 2 === 0 ? token : web.adminToken),
+  );
   await sleep(300);
   t.true(polls.every((p) => !p.settled()));
   await transition(web, order.transactionId, 'init', 'manual');
   const replies = await Promise.all(polls.map((p) => p.done));
-  t.deepEqual(replies.map((r) => r.reply.body.data.status), polls.map(() => 'manual'));
+  t.deepEqual(
+    replies.map((r) => r.reply.body.data.status),
+    polls.map(() => 'manual'),
+  );
   t.true(replies.every((r) => r.elapsedMs < 8_000));
 });
 

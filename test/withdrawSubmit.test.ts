@@ -25,7 +25,14 @@ async function order(userId: string, amountMinor = 1_230n): Promise<PlacedOrder 
 }
 
 function bodyOf(o: PlacedOrder & { toAccountId: string }, overrides: Record<string, unknown> = {}) {
-  return { fromAccountId: o.accountId, toAccountId: o.toAccountId, amount: '12.30', userId: o.userId, transactionId: o.transactionId, ...overrides };
+  return {
+    fromAccountId: o.accountId,
+    toAccountId: o.toAccountId,
+    amount: '12.30',
+    userId: o.userId,
+    transactionId: o.transactionId,
+    ...overrides,
+  };
 }
 
 async function submitJobs(transactionId?: string): Promise<number> {
@@ -42,14 +49,20 @@ test.serial('when the caller is not the internal service, then 401 40101 and not
   const before = await submitJobs();
   const userToken = await system.userToken('sub-auth');
   for (const [name, token] of [
-    ['no token', null], ['the user', userToken], ['the admin', system.adminToken], ['a wrong token', 'test-internal-token-WRONG-012345'],
+    ['no token', null],
+    ['the user', userToken],
+    ['the admin', system.adminToken],
+    ['a wrong token', 'test-internal-token-WRONG-012345'],
   ] as const) {
     const reply = await submit(bodyOf(o), token);
     t.is(reply.status, 401, `${name}: ${reply.text}`);
     t.is(reply.body.code, 40101, name);
   }
   // a bad body does not leak past authentication either
-  const garbage = await call(system.url, 'POST', '/withdraw/submit', { rawBody: '{not json', headers: { 'content-type': 'application/json' } });
+  const garbage = await call(system.url, 'POST', '/withdraw/submit', {
+    rawBody: '{not json',
+    headers: { 'content-type': 'application/json' },
+  });
   t.is(garbage.status, 401);
   t.is(await submitJobs(), before);
 });
@@ -112,7 +125,11 @@ test.serial('when the body matches, then 202 accepted, and again 202 with still 
   t.like(first.body, { code: 0, msg: 'accepted', data: { transactionId: o.transactionId, status: 'init' } });
   t.is(await submitJobs(o.transactionId), 1);
   // the same request again, the amount as a JSON number, the ids in upper case: the same submission
-  for (const body of [bodyOf(o), bodyOf(o, { amount: 12.3 }), bodyOf(o, { transactionId: o.transactionId.toUpperCase(), fromAccountId: o.accountId.toUpperCase() })]) {
+  for (const body of [
+    bodyOf(o),
+    bodyOf(o, { amount: 12.3 }),
+    bodyOf(o, { transactionId: o.transactionId.toUpperCase(), fromAccountId: o.accountId.toUpperCase() }),
+  ]) {
     const again = await submit(body);
     t.is(again.status, 202, again.text);
     t.is(again.body.data.transactionId, o.transactionId);

@@ -27,7 +27,13 @@ test.after.always(async () => {
 
 const VALID = { toAccountId: 'bank-123', amount: '1.00' };
 
-function post(options: { token?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string>; key?: string | null }) {
+function post(options: {
+  token?: string;
+  body?: unknown;
+  rawBody?: string | Buffer;
+  headers?: Record<string, string>;
+  key?: string | null;
+}) {
   const headers: Record<string, string> = { ...(options.headers ?? {}) };
   if (options.key !== null) headers['idempotent-key'] = options.key ?? uuidv7();
   return call(system.url, 'POST', '/withdraw', {
@@ -60,36 +66,45 @@ function base64url(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
 
-test.serial('when the user token is missing, expired, garbage or signed with another secret, then 401 40101 and nothing is written', async (t) => {
-  const now = Math.floor(Date.now() / 1000);
-  const tokens: Array<[string, Record<string, string>]> = [
-    ['missing', {}],
-    ['empty bearer', { authorization: 'Bearer ' }],
-    ['basic scheme', { authorization: `Basic ${Buffer.from('val-alice:x').toString('base64')}` }],
-    ['expired', { authorization: `Bearer ${await signUserToken(TEST_SECRETS.AUTH_JWT_SECRET, 'val-alice', -60)}` }],
-    ['garbage', { authorization: 'Bearer garbage' }],
-    ['garbage jwt shape', { authorization: 'Bearer aaa.bbb.ccc' }],
-    ['wrong secret', { authorization: `Bearer ${await signUserToken('another-secret-0123456789-abcdefghijklmn', 'val-alice')}` }],
-    ['alg none', { authorization: `Bearer ${base64url({ alg: 'none', typ: 'JWT' })}.${base64url({ sub: 'val-alice', exp: now + 600 })}.` }],
-    ['bad subject', { authorization: `Bearer ${await signUserToken(TEST_SECRETS.AUTH_JWT_SECRET, 'not a user id!')}` }],
-    ['internal token', { authorization: `Bearer ${TEST_SECRETS.INTERNAL_TOKEN}` }],
-  ];
-  await writesNothing(t, async () => {
-    for (const [label, headers] of tokens) {
-      isRejection(t, await post({ headers, body: { ...VALID, fromAccountId: alice.accountId } }), 401, 40101, undefined, label);
-    }
-  });
-  t.is((await accountNumbers(balance, alice.accountId)).reserved, 0n);
-});
+test.serial(
+  'when the user token is missing, expired, garbage or signed with another secret, then 401 40101 and nothing is written',
+  async (t) => {
+    const now = Math.floor(Date.now() / 1000);
+    const tokens: Array<[string, Record<string, string>]> = [
+      ['missing', {}],
+      ['empty bearer', { authorization: 'Bearer ' }],
+      ['basic scheme', { authorization: `Basic ${Buffer.from('val-alice:x').toString('base64')}` }],
+      ['expired', { authorization: `Bearer ${await signUserToken(TEST_SECRETS.AUTH_JWT_SECRET, 'val-alice', -60)}` }],
+      ['garbage', { authorization: 'Bearer garbage' }],
+      ['garbage jwt shape', { authorization: 'Bearer aaa.bbb.ccc' }],
+      ['wrong secret', { authorization: `Bearer ${await signUserToken('another-secret-0123456789-abcdefghijklmn', 'val-alice')}` }],
+      [
+        'alg none',
+        { authorization: `Bearer ${base64url({ alg: 'none', typ: 'JWT' })}.${base64url({ sub: 'val-alice', exp: now + 600 })}.` },
+      ],
+      ['bad subject', { authorization: `Bearer ${await signUserToken(TEST_SECRETS.AUTH_JWT_SECRET, 'not a user id!')}` }],
+      ['internal token', { authorization: `Bearer ${TEST_SECRETS.INTERNAL_TOKEN}` }],
+    ];
+    await writesNothing(t, async () => {
+      for (const [label, headers] of tokens) {
+        isRejection(t, await post({ headers, body: { ...VALID, fromAccountId: alice.accountId } }), 401, 40101, undefined, label);
+      }
+    });
+    t.is((await accountNumbers(balance, alice.accountId)).reserved, 0n);
+  },
+);
 
-test.serial('when the admin token is used on POST /withdraw, then 401 40101: it is not a user credential, and nothing is written', async (t) => {
-  await writesNothing(t, async () => {
-    const reply = await post({ token: system.adminToken, body: { ...VALID, fromAccountId: alice.accountId } });
-    isRejection(t, reply, 401, 40101);
-  });
-});
+test.serial(
+  'when the admin token is used on POST /withdraw, then 401 40101: it is not a user credential, and nothing is written',
+  async (t) => {
+    await writesNothing(t, async () => {
+      const reply = await post({ token: system.adminToken, body: { ...VALID, fromAccountId: alice.accountId } });
+      isRejection(t, reply, 401, 40101);
+    });
+  },
+);
 
-test.serial('when fromAccountId is another user\'s account, then 403 40301 and nothing is written', async (t) => {
+test.serial("when fromAccountId is another user's account, then 403 40301 and nothing is written", async (t) => {
   await writesNothing(t, async () => {
     isRejection(t, await post({ token: alice.token, body: { ...VALID, fromAccountId: bobAccountId } }), 403, 40301);
     isRejection(t, await post({ token: alice.token, body: { ...VALID, fromAccountId: bobAccountId.toUpperCase() } }), 403, 40301);
@@ -99,7 +114,14 @@ test.serial('when fromAccountId is another user\'s account, then 403 40301 and n
 
 test.serial('when fromAccountId is unknown or not a UUID, then 404 40401 and nothing is written', async (t) => {
   await writesNothing(t, async () => {
-    for (const fromAccountId of [uuidv7(), '00000000-0000-0000-0000-000000000000', 'abc', 'wallet-1', '1 or 1=1', "'; drop table accounts; --"]) {
+    for (const fromAccountId of [
+      uuidv7(),
+      '00000000-0000-0000-0000-000000000000',
+      'abc',
+      'wallet-1',
+      '1 or 1=1',
+      "'; drop table accounts; --",
+    ]) {
       isRejection(t, await post({ token: alice.token, body: { ...VALID, fromAccountId } }), 404, 40401, undefined, fromAccountId);
     }
   });
@@ -181,38 +203,49 @@ test.serial('when the amount is the JSON number 123.12 or the string "123.12", t
   const exponent = await post({ token, rawBody: '{"toAccountId":"bank-1","amount":1.5E+1}' });
   t.is(exponent.status, 202, exponent.text);
   const { rows } = await balance.query<{ amount: string }>(
-    'select amount_minor::text as amount from withdraw_orders where user_id = $1 order by created_at, id', [userId]);
+    'select amount_minor::text as amount from withdraw_orders where user_id = $1 order by created_at, id',
+    [userId],
+  );
   t.deepEqual(rows.map((r) => r.amount).sort(), ['12312', '12312', '1500', '29'].sort());
   const order = await call(system.url, 'GET', `/withdraw/${asNumber.body.data.withdrawOrderId}`, { token });
   t.is(order.body.data.amount, '123.12');
 });
 
-test.serial('when the body is not valid JSON, has conflicting duplicate keys, is not UTF-8 or is not an object, then 400 40001 and nothing is written', async (t) => {
-  const bodies: Array<[string, string | Buffer]> = [
-    ['duplicate amount', '{"toAccountId":"bank-1","amount":"1.00","amount":"2.00"}'],
-    ['duplicate amount number', '{"toAccountId":"bank-1","amount":1,"amount":1.0}'],
-    ['duplicate toAccountId', '{"toAccountId":"bank-1","toAccountId":"bank-2","amount":"1.00"}'],
-    ['truncated', '{"toAccountId":"bank-1","amount":'],
-    ['trailing comma', '{"toAccountId":"bank-1","amount":"1.00",}'],
-    ['single quotes', "{'toAccountId':'bank-1','amount':'1.00'}"],
-    ['two documents', '{"toAccountId":"bank-1","amount":"1.00"}{}'],
-    ['invalid UTF-8', Buffer.concat([Buffer.from('{"toAccountId":"bank-'), Buffer.from([0xff, 0xfe]), Buffer.from('","amount":"1.00"}')])],
-    ['overlong UTF-8', Buffer.concat([Buffer.from('{"toAccountId":"bank'), Buffer.from([0xc0, 0xaf]), Buffer.from('","amount":"1.00"}')])],
-    ['array', '[{"toAccountId":"bank-1","amount":"1.00"}]'],
-    ['string', '"hello"'],
-    ['null', 'null'],
-    ['number', '42'],
-    ['empty', ''],
-  ];
-  await writesNothing(t, async () => {
-    for (const [label, rawBody] of bodies) {
-      isRejection(t, await post({ token: alice.token, rawBody }), 400, 40001, undefined, label);
-    }
-  });
-  // the same key twice with the same value is not a conflict
-  const same = await post({ token: alice.token, rawBody: '{"toAccountId":"bank-1","amount":"0.01","amount":"0.01"}' });
-  t.is(same.status, 202, same.text);
-});
+test.serial(
+  'when the body is not valid JSON, has conflicting duplicate keys, is not UTF-8 or is not an object, then 400 40001 and nothing is written',
+  async (t) => {
+    const bodies: Array<[string, string | Buffer]> = [
+      ['duplicate amount', '{"toAccountId":"bank-1","amount":"1.00","amount":"2.00"}'],
+      ['duplicate amount number', '{"toAccountId":"bank-1","amount":1,"amount":1.0}'],
+      ['duplicate toAccountId', '{"toAccountId":"bank-1","toAccountId":"bank-2","amount":"1.00"}'],
+      ['truncated', '{"toAccountId":"bank-1","amount":'],
+      ['trailing comma', '{"toAccountId":"bank-1","amount":"1.00",}'],
+      ['single quotes', "{'toAccountId':'bank-1','amount':'1.00'}"],
+      ['two documents', '{"toAccountId":"bank-1","amount":"1.00"}{}'],
+      [
+        'invalid UTF-8',
+        Buffer.concat([Buffer.from('{"toAccountId":"bank-'), Buffer.from([0xff, 0xfe]), Buffer.from('","amount":"1.00"}')]),
+      ],
+      [
+        'overlong UTF-8',
+        Buffer.concat([Buffer.from('{"toAccountId":"bank'), Buffer.from([0xc0, 0xaf]), Buffer.from('","amount":"1.00"}')]),
+      ],
+      ['array', '[{"toAccountId":"bank-1","amount":"1.00"}]'],
+      ['string', '"hello"'],
+      ['null', 'null'],
+      ['number', '42'],
+      ['empty', ''],
+    ];
+    await writesNothing(t, async () => {
+      for (const [label, rawBody] of bodies) {
+        isRejection(t, await post({ token: alice.token, rawBody }), 400, 40001, undefined, label);
+      }
+    });
+    // the same key twice with the same value is not a conflict
+    const same = await post({ token: alice.token, rawBody: '{"toAccountId":"bank-1","amount":"0.01","amount":"0.01"}' });
+    t.is(same.status, 202, same.text);
+  },
+);
 
 test.serial('when the body is over the size limit, then 413 and nothing is written', async (t) => {
   const padding = 'x'.repeat(system.config.http.bodySizeMaxBytes);
@@ -246,35 +279,38 @@ test.serial('when the account is frozen or closed, then 422 42203, stored with t
   }
 });
 
-test.serial('when a user has two accounts and sends no fromAccountId, then 400 naming fromAccountId; the currency field picks the account, and one contradicting the account is a stored 42203', async (t) => {
-  const userId = 'val-multi';
-  const usd = await system.fundedAccount(userId, '100.00', 'USD');
-  const eur = await system.fundedAccount(userId, '100.00', 'EUR');
-  const token = await system.userToken(userId);
-  await writesNothing(t, async () => {
-    isRejection(t, await post({ token, body: { toAccountId: 'bank-1', amount: '1.00' } }), 400, 40001, /fromAccountId/);
-    // a currency the user has no account in
-    isRejection(t, await post({ token, body: { toAccountId: 'bank-1', amount: '1.00', currency: 'GBP' } }), 404, 40401);
-    isRejection(t, await post({ token, body: { toAccountId: 'bank-1', amount: '1.00', currency: 'XXX' } }), 400, 40001, /currency/);
-  });
-  // a currency that contradicts the account: a business rejection, stored with the key and replayed
-  const key = uuidv7();
-  const mismatch = { toAccountId: 'bank-1', amount: '1.00', currency: 'EUR', fromAccountId: usd };
-  const refused = await post({ token, body: mismatch, key });
-  isRejection(t, refused, 422, 42203);
-  const replayed = await post({ token, body: mismatch, key });
-  t.is(replayed.text, refused.text);
-  t.is(replayed.headers.get('idempotent-replayed'), 'true');
-  isRejection(t, await post({ token, body: { ...mismatch, currency: 'USD' }, key }), 422, 42201);
-  const reply = await post({ token, body: { toAccountId: 'bank-1', amount: '2.50', currency: 'EUR' } });
-  t.is(reply.status, 202, reply.text);
-  const { rows } = await balance.query('select account_id, currency, amount_minor::text as amount from withdraw_orders where id = $1', [
-    reply.body.data.withdrawOrderId,
-  ]);
-  t.deepEqual(rows, [{ account_id: eur, currency: 'EUR', amount: '250' }]);
-  t.is((await accountNumbers(balance, usd)).reserved, 0n);
-  t.is((await accountNumbers(balance, eur)).reserved, 250n);
-});
+test.serial(
+  'when a user has two accounts and sends no fromAccountId, then 400 naming fromAccountId; the currency field picks the account, and one contradicting the account is a stored 42203',
+  async (t) => {
+    const userId = 'val-multi';
+    const usd = await system.fundedAccount(userId, '100.00', 'USD');
+    const eur = await system.fundedAccount(userId, '100.00', 'EUR');
+    const token = await system.userToken(userId);
+    await writesNothing(t, async () => {
+      isRejection(t, await post({ token, body: { toAccountId: 'bank-1', amount: '1.00' } }), 400, 40001, /fromAccountId/);
+      // a currency the user has no account in
+      isRejection(t, await post({ token, body: { toAccountId: 'bank-1', amount: '1.00', currency: 'GBP' } }), 404, 40401);
+      isRejection(t, await post({ token, body: { toAccountId: 'bank-1', amount: '1.00', currency: 'XXX' } }), 400, 40001, /currency/);
+    });
+    // a currency that contradicts the account: a business rejection, stored with the key and replayed
+    const key = uuidv7();
+    const mismatch = { toAccountId: 'bank-1', amount: '1.00', currency: 'EUR', fromAccountId: usd };
+    const refused = await post({ token, body: mismatch, key });
+    isRejection(t, refused, 422, 42203);
+    const replayed = await post({ token, body: mismatch, key });
+    t.is(replayed.text, refused.text);
+    t.is(replayed.headers.get('idempotent-replayed'), 'true');
+    isRejection(t, await post({ token, body: { ...mismatch, currency: 'USD' }, key }), 422, 42201);
+    const reply = await post({ token, body: { toAccountId: 'bank-1', amount: '2.50', currency: 'EUR' } });
+    t.is(reply.status, 202, reply.text);
+    const { rows } = await balance.query('select account_id, currency, amount_minor::text as amount from withdraw_orders where id = $1', [
+      reply.body.data.withdrawOrderId,
+    ]);
+    t.deepEqual(rows, [{ account_id: eur, currency: 'EUR', amount: '250' }]);
+    t.is((await accountNumbers(balance, usd)).reserved, 0n);
+    t.is((await accountNumbers(balance, eur)).reserved, 250n);
+  },
+);
 
 test.serial('when a JPY wallet withdraws "1500", then 1500 minor units (yen) are reserved', async (t) => {
   const userId = 'val-yen';
@@ -293,7 +329,11 @@ test.serial('when a request presents an X-Request-Id, then it is echoed; otherwi
   const rejected = await post({ token: alice.token, body: { toAccountId: '' }, headers: { 'x-request-id': presented } });
   isRejection(t, rejected, 400, 40001);
   t.is(rejected.headers.get('x-request-id'), presented);
-  const accepted = await post({ token: alice.token, body: { toAccountId: 'bank-1', amount: '0.01' }, headers: { 'x-request-id': presented } });
+  const accepted = await post({
+    token: alice.token,
+    body: { toAccountId: 'bank-1', amount: '0.01' },
+    headers: { 'x-request-id': presented },
+  });
   t.is(accepted.status, 202, accepted.text);
   t.is(accepted.headers.get('x-request-id'), presented);
   const unauthenticated = await post({ body: VALID, headers: { 'x-request-id': presented } });

@@ -21,9 +21,7 @@ export const CreateAccountSchema = z
   })
   .openapi('CreateAccountRequest');
 
-export const CreditSchema = z
-  .object({ amount: decimalInput, transactionId: z.string().uuid() })
-  .openapi('CreditRequest');
+export const CreditSchema = z.object({ amount: decimalInput, transactionId: z.string().uuid() }).openapi('CreditRequest');
 
 export const AccountStatusSchema = z.object({ status: z.enum(['active', 'frozen', 'closed']) }).openapi('AccountStatusRequest');
 
@@ -92,8 +90,13 @@ export function accountRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Ac
         actor: `operator:${operator}`,
       });
       if (credited.outcome === 'credited') {
-        await recordAudit(tx, { operator, action: 'account.credit', subject: `account:${accountId}`,
-          details: { transactionId: body.transactionId.toLowerCase(), amount: body.amount }, requestId: String(req.id) });
+        await recordAudit(tx, {
+          operator,
+          action: 'account.credit',
+          subject: `account:${accountId}`,
+          details: { transactionId: body.transactionId.toLowerCase(), amount: body.amount },
+          requestId: String(req.id),
+        });
       }
       return credited;
     });
@@ -110,8 +113,13 @@ export function accountRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Ac
     const row = await deps.db.transaction(async (tx) => {
       const updated = await setAccountStatus(tx, accountIdParam(req), body.status);
       if (updated) {
-        await recordAudit(tx, { operator, action: 'account.status', subject: `account:${updated.accountId}`,
-          details: { status: body.status }, requestId: String(req.id) });
+        await recordAudit(tx, {
+          operator,
+          action: 'account.status',
+          subject: `account:${updated.accountId}`,
+          details: { status: body.status },
+          requestId: String(req.id),
+        });
       }
       return updated;
     });

@@ -10,7 +10,11 @@ export const JOB_STATES = ['queued', 'running', 'retrying', 'failed'] as const;
 export type JobState = (typeof JOB_STATES)[number];
 
 const JobsByTaskRow = z.object({
-  task: z.string(), queued: z.number(), running: z.number(), retrying: z.number(), failed: z.number(),
+  task: z.string(),
+  queued: z.number(),
+  running: z.number(),
+  retrying: z.number(),
+  failed: z.number(),
 });
 const CountRow = z.object({ key: z.string(), count: z.number() });
 const WorkerRow = z.object({ workerId: z.string(), hostname: z.string(), pid: z.number(), startedAt: z.number(), lastSeenAt: z.number() });
@@ -44,14 +48,26 @@ export async function overview(databases: Databases) {
     openOrders: Object.fromEntries(openOrders.map((r) => [r.key, r.count])),
     openBreaks: Object.fromEntries(openBreaks.map((r) => [r.key, r.count])),
     inbox,
-    workers: workers.map((w) => ({ ...w, startedAt: new Date(w.startedAt).toISOString(), lastSeenAt: new Date(w.lastSeenAt).toISOString() })),
+    workers: workers.map((w) => ({
+      ...w,
+      startedAt: new Date(w.startedAt).toISOString(),
+      lastSeenAt: new Date(w.lastSeenAt).toISOString(),
+    })),
   };
 }
 
 const JobRow = z.object({
-  id: z.bigint(), task: z.string(), attempts: z.number(), maxAttempts: z.number(), runAt: z.number(),
-  lockedAt: z.number().nullable(), lockedBy: z.string().nullable(), lastError: z.string().nullable(),
-  key: z.string().nullable(), createdAt: z.number(), payload: z.string().nullable(),
+  id: z.bigint(),
+  task: z.string(),
+  attempts: z.number(),
+  maxAttempts: z.number(),
+  runAt: z.number(),
+  lockedAt: z.number().nullable(),
+  lockedBy: z.string().nullable(),
+  lastError: z.string().nullable(),
+  key: z.string().nullable(),
+  createdAt: z.number(),
+  payload: z.string().nullable(),
 });
 
 const stateFilter = {
@@ -87,10 +103,21 @@ export async function retryJobs(db: CommonQueryMethods, jobIds: readonly string[
 }
 
 const BreakRow = z.object({
-  id: z.bigint(), category: z.string(), subject: z.string(), orderId: z.string().nullable(), accountId: z.string().nullable(),
-  transactionId: z.string().nullable(), currency: z.string().nullable(), expected: z.string().nullable(), actual: z.string().nullable(),
-  details: z.unknown(), firstSeenAt: z.number(), lastSeenAt: z.number(), seenCount: z.number(),
-  resolvedAt: z.number().nullable(), resolution: z.string().nullable(),
+  id: z.bigint(),
+  category: z.string(),
+  subject: z.string(),
+  orderId: z.string().nullable(),
+  accountId: z.string().nullable(),
+  transactionId: z.string().nullable(),
+  currency: z.string().nullable(),
+  expected: z.string().nullable(),
+  actual: z.string().nullable(),
+  details: z.unknown(),
+  firstSeenAt: z.number(),
+  lastSeenAt: z.number(),
+  seenCount: z.number(),
+  resolvedAt: z.number().nullable(),
+  resolution: z.string().nullable(),
 });
 
 export async function listBreaks(db: CommonQueryMethods, open: boolean, limit: number) {

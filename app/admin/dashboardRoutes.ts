@@ -24,7 +24,10 @@ const BreaksQuery = z.object({
 const INT8_MAX = 2n ** 63n - 1n;
 // a job id is a bigint: one past its range is refused here, not by PostgreSQL (a 500)
 // (zod runs a refinement even after the regex failed, hence the second test of the pattern)
-const jobId = z.string().regex(/^\d{1,19}$/).refine((id) => !/^\d{1,19}$/.test(id) || BigInt(id) <= INT8_MAX, 'must be at most 9223372036854775807');
+const jobId = z
+  .string()
+  .regex(/^\d{1,19}$/)
+  .refine((id) => !/^\d{1,19}$/.test(id) || BigInt(id) <= INT8_MAX, 'must be at most 9223372036854775807');
 const RetryBody = z.object({ jobIds: z.array(jobId).min(1).max(LIST_LIMIT_MAX) }).openapi('RetryJobsRequest');
 
 function parse<T extends z.ZodTypeAny>(schema: T, value: unknown): z.infer<T> {
@@ -57,8 +60,13 @@ export function dashboardRoutes(deps: { auth: Auth; databases: Databases }): Rou
     const operator = req.principal?.kind === 'admin' ? req.principal.operator : 'admin';
     const retried = await deps.databases.balance.transaction(async (tx) => {
       const count = await retryJobs(tx, body.jobIds);
-      await recordAudit(tx, { operator, action: 'jobs.retry', subject: `jobs:${body.jobIds.length}`,
-        details: { jobIds: body.jobIds, retried: count }, requestId: String(req.id) });
+      await recordAudit(tx, {
+        operator,
+        action: 'jobs.retry',
+        subject: `jobs:${body.jobIds.length}`,
+        details: { jobIds: body.jobIds, retried: count },
+        requestId: String(req.id),
+      });
       return count;
     });
     res.status(200).json(okEnvelope('retried', { retried }));

@@ -12,13 +12,18 @@ export function registerOperationalMetrics(registry: Registry, databases: Databa
   const current = () => {
     if (!snapshot || Date.now() - snapshot.at > SNAPSHOT_TTL_MS) {
       snapshot = { at: Date.now(), value: overview(databases) };
-      snapshot.value.catch(() => { snapshot = null; });
+      snapshot.value.catch(() => {
+        snapshot = null;
+      });
     }
     return snapshot.value;
   };
 
   new Gauge({
-    name: 'withdraw_outbox_unrelayed', help: 'outbox rows not yet relayed', labelNames: ['database'] as const, registers: [registry],
+    name: 'withdraw_outbox_unrelayed',
+    help: 'outbox rows not yet relayed',
+    labelNames: ['database'] as const,
+    registers: [registry],
     async collect() {
       const o = await current();
       this.set({ database: 'balance' }, o.outbox.balance.unrelayed);
@@ -26,7 +31,10 @@ export function registerOperationalMetrics(registry: Registry, databases: Databa
     },
   });
   new Gauge({
-    name: 'withdraw_outbox_oldest_unrelayed_age_seconds', help: 'age of the oldest unrelayed outbox row', labelNames: ['database'] as const, registers: [registry],
+    name: 'withdraw_outbox_oldest_unrelayed_age_seconds',
+    help: 'age of the oldest unrelayed outbox row',
+    labelNames: ['database'] as const,
+    registers: [registry],
     async collect() {
       const o = await current();
       this.set({ database: 'balance' }, o.outbox.balance.oldestAgeSeconds ?? 0);
@@ -34,7 +42,10 @@ export function registerOperationalMetrics(registry: Registry, databases: Databa
     },
   });
   new Gauge({
-    name: 'withdraw_jobs', help: 'graphile-worker jobs by task and state', labelNames: ['task', 'state'] as const, registers: [registry],
+    name: 'withdraw_jobs',
+    help: 'graphile-worker jobs by task and state',
+    labelNames: ['task', 'state'] as const,
+    registers: [registry],
     async collect() {
       this.reset();
       for (const row of (await current()).jobs) {
@@ -43,20 +54,28 @@ export function registerOperationalMetrics(registry: Registry, databases: Databa
     },
   });
   new Gauge({
-    name: 'withdraw_orders_open', help: 'withdraw orders not yet final, by status', labelNames: ['status'] as const, registers: [registry],
+    name: 'withdraw_orders_open',
+    help: 'withdraw orders not yet final, by status',
+    labelNames: ['status'] as const,
+    registers: [registry],
     async collect() {
       const open = (await current()).openOrders;
       for (const status of ['init', 'processing', 'manual']) this.set({ status }, open[status] ?? 0);
     },
   });
   new Gauge({
-    name: 'withdraw_callbacks_pending', help: 'provider callbacks stored but not applied', registers: [registry],
+    name: 'withdraw_callbacks_pending',
+    help: 'provider callbacks stored but not applied',
+    registers: [registry],
     async collect() {
       this.set((await current()).inbox.pending);
     },
   });
   new Gauge({
-    name: 'withdraw_breaks_open', help: 'open reconciliation breaks by category and age', labelNames: ['category', 'age'] as const, registers: [registry],
+    name: 'withdraw_breaks_open',
+    help: 'open reconciliation breaks by category and age',
+    labelNames: ['category', 'age'] as const,
+    registers: [registry],
     async collect() {
       this.reset();
       for (const row of await openBreaksByAge(databases.balance)) this.set({ category: row.category, age: row.ageBucket }, row.count);

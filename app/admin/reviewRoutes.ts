@@ -25,7 +25,10 @@ export const ResolveSchema = z
   .object({
     outcome: z.enum(['success', 'failed']),
     reason: z.string().trim().min(3).max(500),
-    override: z.boolean().optional().openapi({ description: 'resolve failed although the provider could not confirm that nothing was paid' }),
+    override: z
+      .boolean()
+      .optional()
+      .openapi({ description: 'resolve failed although the provider could not confirm that nothing was paid' }),
   })
   .openapi('ResolveWithdrawRequest');
 export const ResolveBreakSchema = z.object({ resolution: z.string().trim().min(3).max(500) }).openapi('ResolveBreakRequest');
@@ -128,9 +131,15 @@ export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Acc
     if (provider && body.outcome === 'failed' && !body.override && provider.status !== 'not_found' && provider.status !== 'failed') {
       await recordStatusQuery(deps.db, order.transactionId, provider);
       if (provider.status === 'unknown') {
-        throw new ApiError('unavailable', `the provider could not be asked (${provider.reason}); resolving failed needs its answer, or override with a reason`);
+        throw new ApiError(
+          'unavailable',
+          `the provider could not be asked (${provider.reason}); resolving failed needs its answer, or override with a reason`,
+        );
       }
-      throw new ApiError('conflict', `the provider reports this payout ${provider.status}: releasing the money could pay it twice (override only with evidence that it came back)`);
+      throw new ApiError(
+        'conflict',
+        `the provider reports this payout ${provider.status}: releasing the money could pay it twice (override only with evidence that it came back)`,
+      );
     }
     const result = await deps.db.transaction(async (tx) => {
       if (provider) await recordStatusQuery(tx, order.transactionId, provider);
@@ -141,24 +150,41 @@ export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Acc
                                    ${sql.jsonb({ resolvedVia: 'admin api', requestId: String(req.id), providerStatus: provider?.status ?? null, override: body.override ?? false })},
                                    ${body.outcome === 'failed' ? `operator: ${body.reason}` : null})`);
       if (transition.outcome === 'changed') {
-        await recordAudit(tx, { operator, action: 'withdraw.resolve', subject: `order:${orderId}`,
-          details: { outcome: body.outcome, reason: body.reason, transactionId: order.transactionId, providerStatus: provider?.status ?? null, override: body.override ?? false },
-          requestId: String(req.id) });
+        await recordAudit(tx, {
+          operator,
+          action: 'withdraw.resolve',
+          subject: `order:${orderId}`,
+          details: {
+            outcome: body.outcome,
+            reason: body.reason,
+            transactionId: order.transactionId,
+            providerStatus: provider?.status ?? null,
+            override: body.override ?? false,
+          },
+          requestId: String(req.id),
+        });
       }
       // "already resolved" only for an order that left manual with this outcome; one that reached
       // it by itself was never up for resolution (contract: only from manual)
-      const wasManual = transition.outcome !== 'unchanged' || await tx.exists(sql.unsafe`
-        select 1 from withdraw_status_history where order_id = ${orderId} and from_status = 'manual' and to_status = ${body.outcome}`);
+      const wasManual =
+        transition.outcome !== 'unchanged' ||
+        (await tx.exists(sql.unsafe`
+        select 1 from withdraw_status_history where order_id = ${orderId} and from_status = 'manual' and to_status = ${body.outcome}`));
       return { transition: wasManual ? transition : { ...transition, outcome: 'conflict' } };
     });
     res.locals.transactionId = order.transactionId;
     if (result.transition.outcome === 'conflict') {
       throw new ApiError('invalid_state', `only manual orders can be resolved; this one is ${result.transition.status}`);
     }
-    res.status(200).json(okEnvelope(result.transition.outcome === 'changed' ? 'resolved' : 'already resolved', {
-      withdrawOrderId: orderId, transactionId: order.transactionId, status: result.transition.status, operator,
-      providerStatus: provider?.status ?? null,
-    }));
+    res.status(200).json(
+      okEnvelope(result.transition.outcome === 'changed' ? 'resolved' : 'already resolved', {
+        withdrawOrderId: orderId,
+        transactionId: order.transactionId,
+        status: result.transition.status,
+        operator,
+        providerStatus: provider?.status ?? null,
+      }),
+    );
   });
 
   router.post('/admin/breaks/:breakId/resolve', admin, async (req: Request, res: Response) => {
@@ -172,8 +198,13 @@ export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Acc
         update reconciliation_breaks set resolved_at = now(), resolution = ${`${operator}: ${body.resolution}`}
          where id = ${breakId} and resolved_at is null returning id, category, subject`);
       if (row) {
-        await recordAudit(tx, { operator, action: 'break.resolve', subject: `break:${breakId}`,
-          details: { category: row.category, subject: row.subject, resolution: body.resolution }, requestId: String(req.id) });
+        await recordAudit(tx, {
+          operator,
+          action: 'break.resolve',
+          subject: `break:${breakId}`,
+          details: { category: row.category, subject: row.subject, resolution: body.resolution },
+          requestId: String(req.id),
+        });
       }
       return row;
     });
@@ -202,8 +233,13 @@ export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Acc
         orderMax: row.orderMax === null ? null : formatMinor(row.orderMax, account.currency),
         dailyMax: row.dailyMax === null ? null : formatMinor(row.dailyMax, account.currency),
       };
-      await recordAudit(tx, { operator, action: 'account.limits', subject: `account:${account.accountId}`,
-        details: { ...limits, changed: Object.keys(body).filter((k) => body[k as keyof typeof body] !== undefined) }, requestId: String(req.id) });
+      await recordAudit(tx, {
+        operator,
+        action: 'account.limits',
+        subject: `account:${account.accountId}`,
+        details: { ...limits, changed: Object.keys(body).filter((k) => body[k as keyof typeof body] !== undefined) },
+        requestId: String(req.id),
+      });
       return limits;
     });
     res.status(200).json(okEnvelope('ok', { accountId: account.accountId, ...inForce }));
@@ -226,7 +262,13 @@ export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Acc
         insert into withdraw_limit_defaults (currency, order_max_minor, daily_max_minor) values (${currency}, ${orderMax}, ${dailyMax})
         on conflict (currency) do update set order_max_minor = excluded.order_max_minor,
                                              daily_max_minor = excluded.daily_max_minor, updated_at = now()`);
-      await recordAudit(tx, { operator, action: 'limits.default', subject: `currency:${currency}`, details: inForce, requestId: String(req.id) });
+      await recordAudit(tx, {
+        operator,
+        action: 'limits.default',
+        subject: `currency:${currency}`,
+        details: inForce,
+        requestId: String(req.id),
+      });
     });
     res.status(200).json(okEnvelope('ok', { currency, ...inForce }));
   });

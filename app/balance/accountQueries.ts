@@ -20,10 +20,7 @@ const accountColumns = sql.fragment`
   available_minor as "availableMinor", reserved_minor as "reservedMinor",
   created_at as "createdAt", updated_at as "updatedAt"`;
 
-export async function insertAccount(
-  db: CommonQueryMethods,
-  input: { userId: string; currency: string },
-): Promise<AccountRow> {
+export async function insertAccount(db: CommonQueryMethods, input: { userId: string; currency: string }): Promise<AccountRow> {
   return db.one(sql.type(AccountRow)`
     insert into accounts (user_id, currency) values (${input.userId}, ${input.currency})
     returning ${accountColumns}`);
@@ -81,8 +78,15 @@ export async function creditAccount(
       from account_credit(${input.transactionId}, ${input.accountId}, ${input.amountMinor}, ${input.actor})`);
   if (row.outcome !== 'credited' && row.outcome !== 'replay') return { outcome: row.outcome };
   const { accountId, userId, currency, status, balanceMinor, availableMinor, reservedMinor } = row;
-  if (accountId === null || userId === null || currency === null || status === null || balanceMinor === null
-      || availableMinor === null || reservedMinor === null) {
+  if (
+    accountId === null ||
+    userId === null ||
+    currency === null ||
+    status === null ||
+    balanceMinor === null ||
+    availableMinor === null ||
+    reservedMinor === null
+  ) {
     throw new Error(`account_credit(${input.transactionId}) returned ${row.outcome} without the account`);
   }
   return { outcome: row.outcome, account: { accountId, userId, currency, status, balanceMinor, availableMinor, reservedMinor } };

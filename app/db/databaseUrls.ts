@@ -2,13 +2,7 @@
 // PostgreSQL cluster holding both databases.
 import path from 'node:path';
 import type { Config } from '../config.ts';
-import {
-  ensureDatabase,
-  startEmbeddedCluster,
-  temporaryDataDir,
-  unreachableAncestor,
-  type EmbeddedCluster,
-} from './embeddedPostgres.ts';
+import { ensureDatabase, startEmbeddedCluster, temporaryDataDir, unreachableAncestor, type EmbeddedCluster } from './embeddedPostgres.ts';
 
 export const EMBEDDED_BALANCE_DB = 'withdraw_balance';
 export const EMBEDDED_LEDGER_DB = 'withdraw_ledger';

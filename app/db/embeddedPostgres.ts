@@ -50,8 +50,14 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
     if (await canConnect(running)) {
       log(`reusing the PostgreSQL server already running from ${dataDir} on port ${running}`);
       return {
-        dataDir, port: running, reused: true, url: (db) => clusterUrl(running, db),
-        stop: async () => {}, restart: async () => { throw new EmbeddedPostgresError('cannot restart a reused server'); },
+        dataDir,
+        port: running,
+        reused: true,
+        url: (db) => clusterUrl(running, db),
+        stop: async () => {},
+        restart: async () => {
+          throw new EmbeddedPostgresError('cannot restart a reused server');
+        },
       };
     }
   }
@@ -62,10 +68,14 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
     );
   }
   const flags = [
-    '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'unix_socket_directories=',
-    '-c', `max_connections=${options.maxConnections ?? 200}`,
-    '-c', 'shared_buffers=256MB',
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'unix_socket_directories=',
+    '-c',
+    `max_connections=${options.maxConnections ?? 200}`,
+    '-c',
+    'shared_buffers=256MB',
     ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
   ];
   const EmbeddedPostgresClass = await loadEmbeddedPostgres();
@@ -196,7 +206,10 @@ async function canConnect(port: number): Promise<boolean> {
 function portInUse(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }

@@ -7,7 +7,11 @@ import { resolveDatabaseUrls, type DatabaseUrls } from './databaseUrls.ts';
 import { migrateAll } from './migrate.ts';
 import { createDatabases, type Databases } from './pools.ts';
 
-export async function openDatabases(config: Config, logger: Logger, processName: string): Promise<{ urls: DatabaseUrls; databases: Databases }> {
+export async function openDatabases(
+  config: Config,
+  logger: Logger,
+  processName: string,
+): Promise<{ urls: DatabaseUrls; databases: Databases }> {
   const warn = (message: string) => logger.warn(message);
   const urls = await resolveDatabaseUrls(config, warn);
   if (urls.cluster) await migrateAll(urls, warn);

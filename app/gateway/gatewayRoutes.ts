@@ -25,11 +25,17 @@ export const SubmitRequestSchema = z
 
 export const CallbackSchema = z
   .object({
-    eventId: z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
+    eventId: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces'),
     reference: z.string().min(1).max(128),
     status: z.enum(['paid', 'failed']),
     failureCode: z.string().max(128).optional(),
-    occurredAt: z.string().datetime({ offset: true })
+    occurredAt: z
+      .string()
+      .datetime({ offset: true })
       // what datetime() lets through but timestamptz refuses (a 500 at the insert): year 0000, offsets beyond ±15:59
       .regex(/^(?!0000-).*(?:Z|[+-](?:0\d|1[0-5])(?::?[0-5]\d)?)$/, 'a year from 0001 and an offset within ±15:59'),
   })
@@ -56,7 +62,8 @@ export function gatewayRoutes(deps: { auth: Auth; balance: DatabasePool; webhook
     if (!matches) throw new ApiError('conflict', 'the submission does not match the withdraw order with this transactionId');
     res.locals.transactionId = order.transactionId;
     // idempotent: a job per order at most while queued; the job does nothing unless still init
-    if (order.status === 'init') await enqueueGatewaySubmits(deps.balance, [{ transactionId: order.transactionId, heldJournalId: null }], 'api');
+    if (order.status === 'init')
+      await enqueueGatewaySubmits(deps.balance, [{ transactionId: order.transactionId, heldJournalId: null }], 'api');
     res.status(202).json(okEnvelope('accepted', { transactionId: order.transactionId, status: order.status }));
   });
 

@@ -60,7 +60,12 @@ export function createGatewayService(deps: {
     if (!isCurrency(order.currency)) throw new Error(`order ${order.orderId} has unknown currency ${order.currency}`);
     const started = performance.now();
     const outcome = await psp.submitPayout(
-      { reference: order.transactionId, amount: formatMinor(order.amountMinor, order.currency), currency: order.currency, destination: order.toAccountId },
+      {
+        reference: order.transactionId,
+        amount: formatMinor(order.amountMinor, order.currency),
+        currency: order.currency,
+        destination: order.toAccountId,
+      },
       signal,
     );
     return { outcome, durationMs: performance.now() - started };
@@ -73,23 +78,30 @@ export function createGatewayService(deps: {
    * are submitted again, and the provider replays its first answer for the same key.
    */
   async function submitBatch(jobs: readonly SubmitJob[], signal?: AbortSignal): Promise<Record<string, number>> {
-    const orders = await findInitOrdersByTransactionIds(balance, jobs.map((job) => job.transactionId));
+    const orders = await findInitOrdersByTransactionIds(
+      balance,
+      jobs.map((job) => job.transactionId),
+    );
     const unproven = jobs.filter((job) => job.heldJournalId == null).map((job) => job.transactionId);
     const held = await holdsRecorded(ledger, unproven);
     const ready = orders.filter((order) => !unproven.includes(order.transactionId) || held.has(order.transactionId));
-    const answers = await Promise.all(ready.map(async (order): Promise<SubmitResultInput> => {
-      const { outcome, durationMs } = await callProvider(order, signal);
-      return {
-        transactionId: order.transactionId,
-        result: outcome.kind,
-        httpStatus: outcome.httpStatus,
-        detail: outcome.kind === 'unknown' ? { reason: outcome.reason, ...outcome.detail } : outcome.detail,
-        durationMs,
-        failureCode: outcome.kind === 'rejected' ? outcome.code : null,
-      };
-    }));
+    const answers = await Promise.all(
+      ready.map(async (order): Promise<SubmitResultInput> => {
+        const { outcome, durationMs } = await callProvider(order, signal);
+        return {
+          transactionId: order.transactionId,
+          result: outcome.kind,
+          httpStatus: outcome.httpStatus,
+          detail: outcome.kind === 'unknown' ? { reason: outcome.reason, ...outcome.detail } : outcome.detail,
+          durationMs,
+          failureCode: outcome.kind === 'rejected' ? outcome.code : null,
+        };
+      }),
+    );
     const recorded = await recordSubmitResults(balance, answers, {
-      attemptsMax: settings.submitAttemptsMax, retryBaseMs: settings.retryBaseMs, retryMaxMs: settings.retryMaxMs,
+      attemptsMax: settings.submitAttemptsMax,
+      retryBaseMs: settings.retryBaseMs,
+      retryMaxMs: settings.retryMaxMs,
     });
     const counts: Record<string, number> = { skipped: jobs.length - ready.length };
     for (const row of recorded) counts[row.outcome] = (counts[row.outcome] ?? 0) + 1;

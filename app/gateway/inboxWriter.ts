@@ -19,13 +19,34 @@ export function createInboxWriter(db: CommonQueryMethods, batchSizeMax = 200): I
     const inserted = await db.anyFirst(sql.type(z.object({ eventId: z.string() }))`
       insert into gateway_inbox (event_id, reference, status, failure_code, occurred_at, payload, signed_at)
       select e.event_id, e.reference, e.status, e.failure_code, e.occurred_at, e.payload, to_timestamp(e.signed_at)
-        from unnest(${sql.array(events.map((e) => e.eventId), 'text')}::text[],
-                    ${sql.array(events.map((e) => e.reference), 'text')}::text[],
-                    ${sql.array(events.map((e) => e.status), 'text')}::text[],
-                    ${sql.array(events.map((e) => e.failureCode), 'text')}::text[],
-                    ${sql.array(events.map((e) => e.occurredAt), 'timestamptz')}::timestamptz[],
-                    ${sql.array(events.map((e) => JSON.stringify(e.payload)), 'jsonb')}::jsonb[],
-                    ${sql.array(events.map((e) => e.signedAtSec), 'float8')}::float8[])
+        from unnest(${sql.array(
+          events.map((e) => e.eventId),
+          'text',
+        )}::text[],
+                    ${sql.array(
+                      events.map((e) => e.reference),
+                      'text',
+                    )}::text[],
+                    ${sql.array(
+                      events.map((e) => e.status),
+                      'text',
+                    )}::text[],
+                    ${sql.array(
+                      events.map((e) => e.failureCode),
+                      'text',
+                    )}::text[],
+                    ${sql.array(
+                      events.map((e) => e.occurredAt),
+                      'timestamptz',
+                    )}::timestamptz[],
+                    ${sql.array(
+                      events.map((e) => JSON.stringify(e.payload)),
+                      'jsonb',
+                    )}::jsonb[],
+                    ${sql.array(
+                      events.map((e) => e.signedAtSec),
+                      'float8',
+                    )}::float8[])
              as e(event_id, reference, status, failure_code, occurred_at, payload, signed_at)
       on conflict (event_id) do nothing
       returning event_id as "eventId"`);

@@ -19,7 +19,12 @@ export type SubmitOutcome =
   | { readonly kind: 'unknown'; readonly httpStatus: number | null; readonly reason: string; readonly detail: Record<string, unknown> };
 
 export type PayoutLookup =
-  | { readonly kind: 'found'; readonly status: 'pending' | 'paid' | 'failed'; readonly failureCode: string | null; readonly detail: Record<string, unknown> }
+  | {
+      readonly kind: 'found';
+      readonly status: 'pending' | 'paid' | 'failed';
+      readonly failureCode: string | null;
+      readonly detail: Record<string, unknown>;
+    }
   | { readonly kind: 'not_found' }
   | { readonly kind: 'unknown'; readonly reason: string };
 

@@ -14,9 +14,7 @@ const TIMESTAMP_PATTERN = /^\d{1,12}$/;
 const SIGNATURE_PATTERN = /^[0-9a-fA-F]{64}$/; // hex of a 32-byte SHA-256 HMAC
 
 export type WebhookVerifyFailure = 'missing' | 'malformed' | 'stale' | 'bad_signature';
-export type WebhookVerifyResult =
-  | { ok: true; timestampSec: number }
-  | { ok: false; reason: WebhookVerifyFailure };
+export type WebhookVerifyResult = { ok: true; timestampSec: number } | { ok: false; reason: WebhookVerifyFailure };
 
 type ParsedHeader = { timestampText: string; timestampSec: number; signatures: Buffer[] };
 

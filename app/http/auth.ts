@@ -59,7 +59,8 @@ export function createAuth(settings: AuthSettings) {
     try {
       const { payload } = await jwtVerify(token, key, { algorithms: ['HS256'], requiredClaims: ['sub'] });
       const sub = payload.sub;
-      if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub)) throw new ApiError('unauthenticated', 'token subject is not a valid user id');
+      if (typeof sub !== 'string' || !USER_ID_PATTERN.test(sub))
+        throw new ApiError('unauthenticated', 'token subject is not a valid user id');
       verified.set(token, { userId: sub, expiresAtMs: payload.exp === undefined ? Number.POSITIVE_INFINITY : payload.exp * 1000 });
       return sub;
     } catch (error) {
@@ -87,8 +88,11 @@ export function createAuth(settings: AuthSettings) {
       if (operator) {
         // the shared token names its operator with X-Operator (bound to the token: useless without it)
         const named = req.get('x-operator');
-        if (named !== undefined && !OPERATOR_PATTERN.test(named)) throw new ApiError('invalid_request', 'X-Operator: 1-64 characters of [A-Za-z0-9_.@-]');
-        return named ? { kind: 'admin', operator: `${SHARED_ADMIN_OPERATOR}:${named}`, identified: true } : { kind: 'admin', operator, identified: false };
+        if (named !== undefined && !OPERATOR_PATTERN.test(named))
+          throw new ApiError('invalid_request', 'X-Operator: 1-64 characters of [A-Za-z0-9_.@-]');
+        return named
+          ? { kind: 'admin', operator: `${SHARED_ADMIN_OPERATOR}:${named}`, identified: true }
+          : { kind: 'admin', operator, identified: false };
       }
     }
     if (allowed.includes('internal') && tokensEqual(token, settings.internalToken)) return { kind: 'internal' };
@@ -96,15 +100,13 @@ export function createAuth(settings: AuthSettings) {
     throw new ApiError('unauthenticated', 'invalid token');
   }
 
-  const require = (...allowed: Array<Principal['kind']>) =>
+  const require =
+    (...allowed: Array<Principal['kind']>) =>
     (req: Request, _res: Response, next: NextFunction) => {
-      authenticate(req, allowed).then(
-        (principal) => {
-          req.principal = principal;
-          next();
-        },
-        next,
-      );
+      authenticate(req, allowed).then((principal) => {
+        req.principal = principal;
+        next();
+      }, next);
     };
 
   return { require, authenticate };

@@ -33,7 +33,8 @@ export function toApiError(error: unknown): ApiError {
   const status = parserError?.status;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     if (status === 413) return new ApiError('payload_too_large', 'request body is too large', { cause: error });
-    const what = error instanceof URIError ? 'a path parameter is not valid percent-encoding' : `body could not be read: ${parserError.message}`;
+    const what =
+      error instanceof URIError ? 'a path parameter is not valid percent-encoding' : `body could not be read: ${parserError.message}`;
     return new ApiError('invalid_request', what, { cause: error });
   }
   if (isUnavailable(error)) return new ApiError('unavailable', 'a dependency is unavailable; retry with the same key', { cause: error });
@@ -56,7 +57,8 @@ export function isUnavailable(error: unknown, depth = 0): boolean {
     error instanceof BackendTerminatedError ||
     error instanceof BackendTerminatedUnexpectedlyError ||
     error instanceof StatementTimeoutError
-  ) return true;
+  )
+    return true;
   const { code = '', message = '', cause } = error as { code?: string; message?: string; cause?: unknown };
   // refused or reset sockets, or PostgreSQL classes 08 (connection), 57P (shutdown), 53 (resources)
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code) || /^(08|57P|53)/.test(code)) return true;

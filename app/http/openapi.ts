@@ -8,12 +8,18 @@ import { z } from './zod.ts';
 
 export type OpenApiExtension = (registry: OpenAPIRegistry) => void;
 
-const envelope = <T extends z.ZodTypeAny>(data: T) =>
-  z.object({ code: z.number().int(), msg: z.string(), data });
+const envelope = <T extends z.ZodTypeAny>(data: T) => z.object({ code: z.number().int(), msg: z.string(), data });
 
 const ErrorEnvelope = z
   .object({
-    code: z.number().int().openapi({ description: Object.entries(API_ERRORS).map(([k, v]) => `${v.code} ${k} (HTTP ${v.status})`).join('; ') }),
+    code: z
+      .number()
+      .int()
+      .openapi({
+        description: Object.entries(API_ERRORS)
+          .map(([k, v]) => `${v.code} ${k} (HTTP ${v.status})`)
+          .join('; '),
+      }),
     msg: z.string(),
     data: z.null(),
   })
@@ -21,8 +27,13 @@ const ErrorEnvelope = z
 
 const AccountView = z
   .object({
-    accountId: z.string().uuid(), userId: z.string(), currency: z.string(), status: z.string(),
-    balance: z.string(), available: z.string(), reserved: z.string(),
+    accountId: z.string().uuid(),
+    userId: z.string(),
+    currency: z.string(),
+    status: z.string(),
+    balance: z.string(),
+    available: z.string(),
+    reserved: z.string(),
   })
   .openapi('Account');
 
@@ -36,65 +47,129 @@ export function buildOpenApiDocument(extensions: readonly OpenApiExtension[] = [
   const registry = new OpenAPIRegistry();
   const userAuth = registry.registerComponent('securitySchemes', 'userJwt', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   const adminAuth = registry.registerComponent('securitySchemes', 'adminToken', { type: 'http', scheme: 'bearer' });
-  const idempotencyHeader = z.string().uuid().openapi({ param: { name: 'idempotent-key', in: 'header' }, description: 'UUIDv7; Idempotency-Key is accepted as an alias' });
+  const idempotencyHeader = z
+    .string()
+    .uuid()
+    .openapi({ param: { name: 'idempotent-key', in: 'header' }, description: 'UUIDv7; Idempotency-Key is accepted as an alias' });
 
   registry.registerPath({
-    method: 'post', path: '/withdraw', summary: 'Create a withdraw order (async)',
+    method: 'post',
+    path: '/withdraw',
+    summary: 'Create a withdraw order (async)',
     security: [{ [userAuth.name]: [] }],
-    request: { headers: z.object({ 'idempotent-key': idempotencyHeader }), body: { content: { 'application/json': { schema: WithdrawRequestSchema } } } },
+    request: {
+      headers: z.object({ 'idempotent-key': idempotencyHeader }),
+      body: { content: { 'application/json': { schema: WithdrawRequestSchema } } },
+    },
     responses: {
-      202: { description: 'accepted; replays carry Idempotent-Replayed: true', content: { 'application/json': { schema: envelope(z.object({ withdrawOrderId: z.string().uuid(), transactionId: z.string().uuid() })) } } },
+      202: {
+        description: 'accepted; replays carry Idempotent-Replayed: true',
+        content: {
+          'application/json': { schema: envelope(z.object({ withdrawOrderId: z.string().uuid(), transactionId: z.string().uuid() })) },
+        },
+      },
       ...errors(400, 401, 403, 404, 409, 422, 429, 500, 503),
     },
   });
   registry.registerPath({
-    method: 'get', path: '/withdraw/{withdrawOrderId}', summary: 'Withdraw order status (long-poll with waitMs)',
+    method: 'get',
+    path: '/withdraw/{withdrawOrderId}',
+    summary: 'Withdraw order status (long-poll with waitMs)',
     security: [{ [userAuth.name]: [] }, { [adminAuth.name]: [] }],
     request: {
       params: z.object({ withdrawOrderId: z.string().uuid() }),
       query: z.object({ waitMs: z.number().int().min(0).max(30000).optional(), status: z.string().optional() }),
     },
-    responses: { 200: { description: 'the order', content: { 'application/json': { schema: envelope(WithdrawOrderView) } } }, ...errors(401, 404) },
+    responses: {
+      200: { description: 'the order', content: { 'application/json': { schema: envelope(WithdrawOrderView) } } },
+      ...errors(401, 404),
+    },
   });
   registry.registerPath({
-    method: 'post', path: '/admin/accounts', summary: 'Create a wallet account', security: [{ [adminAuth.name]: [] }],
+    method: 'post',
+    path: '/admin/accounts',
+    summary: 'Create a wallet account',
+    security: [{ [adminAuth.name]: [] }],
     request: { body: { content: { 'application/json': { schema: CreateAccountSchema } } } },
     responses: { 201: { description: 'created', content: { 'application/json': { schema: envelope(AccountView) } } }, ...errors(400, 401) },
   });
   registry.registerPath({
-    method: 'post', path: '/admin/accounts/{accountId}/credits', summary: 'Credit a wallet (idempotent by transactionId)',
+    method: 'post',
+    path: '/admin/accounts/{accountId}/credits',
+    summary: 'Credit a wallet (idempotent by transactionId)',
     security: [{ [adminAuth.name]: [] }],
     request: { params: z.object({ accountId: z.string().uuid() }), body: { content: { 'application/json': { schema: CreditSchema } } } },
-    responses: { 200: { description: 'credited', content: { 'application/json': { schema: envelope(AccountView) } } }, ...errors(400, 401, 404, 422) },
+    responses: {
+      200: { description: 'credited', content: { 'application/json': { schema: envelope(AccountView) } } },
+      ...errors(400, 401, 404, 422),
+    },
   });
   registry.registerPath({
-    method: 'get', path: '/admin/accounts/{accountId}', summary: 'Read a wallet', security: [{ [adminAuth.name]: [] }],
-    request: { params: z.object({ accountId: z.string().uuid() }) },
-    responses: { 200: { description: 'the account', content: { 'application/json': { schema: envelope(AccountView) } } }, ...errors(401, 404) },
-  });
-  registry.registerPath({
-    method: 'post', path: '/admin/accounts/{accountId}/status', summary: 'Freeze, close or reactivate a wallet',
+    method: 'get',
+    path: '/admin/accounts/{accountId}',
+    summary: 'Read a wallet',
     security: [{ [adminAuth.name]: [] }],
-    request: { params: z.object({ accountId: z.string().uuid() }), body: { content: { 'application/json': { schema: AccountStatusSchema } } } },
-    responses: { 200: { description: 'updated', content: { 'application/json': { schema: envelope(AccountView) } } }, ...errors(400, 401, 404) },
+    request: { params: z.object({ accountId: z.string().uuid() }) },
+    responses: {
+      200: { description: 'the account', content: { 'application/json': { schema: envelope(AccountView) } } },
+      ...errors(401, 404),
+    },
+  });
+  registry.registerPath({
+    method: 'post',
+    path: '/admin/accounts/{accountId}/status',
+    summary: 'Freeze, close or reactivate a wallet',
+    security: [{ [adminAuth.name]: [] }],
+    request: {
+      params: z.object({ accountId: z.string().uuid() }),
+      body: { content: { 'application/json': { schema: AccountStatusSchema } } },
+    },
+    responses: {
+      200: { description: 'updated', content: { 'application/json': { schema: envelope(AccountView) } } },
+      ...errors(400, 401, 404),
+    },
   });
   const internalAuth = registry.registerComponent('securitySchemes', 'internalToken', { type: 'http', scheme: 'bearer' });
   registry.registerPath({
-    method: 'post', path: '/withdraw/submit', summary: 'Submit a withdrawal to the payment system (internal, idempotent by transactionId)',
+    method: 'post',
+    path: '/withdraw/submit',
+    summary: 'Submit a withdrawal to the payment system (internal, idempotent by transactionId)',
     security: [{ [internalAuth.name]: [] }],
     request: { body: { content: { 'application/json': { schema: SubmitRequestSchema } } } },
-    responses: { 202: { description: 'accepted', content: { 'application/json': { schema: envelope(z.object({ transactionId: z.string(), status: z.string() })) } } }, ...errors(400, 401, 404, 409) },
+    responses: {
+      202: {
+        description: 'accepted',
+        content: { 'application/json': { schema: envelope(z.object({ transactionId: z.string(), status: z.string() })) } },
+      },
+      ...errors(400, 401, 404, 409),
+    },
   });
   registry.registerPath({
-    method: 'post', path: '/withdraw/notify', summary: 'Payout provider callback (X-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">)',
+    method: 'post',
+    path: '/withdraw/notify',
+    summary: 'Payout provider callback (X-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">)',
     request: { headers: z.object({ 'x-signature': z.string() }), body: { content: { 'application/json': { schema: CallbackSchema } } } },
-    responses: { 200: { description: 'stored (or duplicate)', content: { 'application/json': { schema: envelope(z.object({ eventId: z.string() })) } } }, ...errors(400, 401) },
+    responses: {
+      200: {
+        description: 'stored (or duplicate)',
+        content: { 'application/json': { schema: envelope(z.object({ eventId: z.string() })) } },
+      },
+      ...errors(400, 401),
+    },
   });
   for (const path of ['/admin/api/overview', '/admin/api/jobs', '/admin/api/breaks']) {
-    registry.registerPath({ method: 'get', path, security: [{ [adminAuth.name]: [] }], responses: { 200: { description: 'dashboard data' }, ...errors(401) } });
+    registry.registerPath({
+      method: 'get',
+      path,
+      security: [{ [adminAuth.name]: [] }],
+      responses: { 200: { description: 'dashboard data' }, ...errors(401) },
+    });
   }
   registry.registerPath({
-    method: 'post', path: '/admin/api/jobs/retry', summary: 'Run jobs again now with attempts reset', security: [{ [adminAuth.name]: [] }],
+    method: 'post',
+    path: '/admin/api/jobs/retry',
+    summary: 'Run jobs again now with attempts reset',
+    security: [{ [adminAuth.name]: [] }],
     request: { body: { content: { 'application/json': { schema: z.object({ jobIds: z.array(z.string()) }) } } } },
     responses: { 200: { description: 'retried' }, ...errors(400, 401) },
   });

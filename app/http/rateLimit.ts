@@ -20,9 +20,11 @@ export function userRateLimit(settings: { perSecond: number; burst: number }) {
     if (bucket.tokens < 1) {
       buckets.set(principal.userId, bucket);
       const retryAfterSeconds = Math.max(1, Math.ceil((1 - bucket.tokens) / settings.perSecond));
-      return next(new ApiError('rate_limited', 'too many requests; retry later with the same idempotent-key', {
-        headers: { 'Retry-After': String(retryAfterSeconds) },
-      }));
+      return next(
+        new ApiError('rate_limited', 'too many requests; retry later with the same idempotent-key', {
+          headers: { 'Retry-After': String(retryAfterSeconds) },
+        }),
+      );
     }
     bucket.tokens -= 1;
     buckets.set(principal.userId, bucket);

@@ -18,11 +18,14 @@ export const decimalInput = z
 export const integerInput = z
   .union([z.string(), z.custom<LosslessNumber>((value) => isLosslessNumber(value), 'must be an integer')])
   .transform((value) => (typeof value === 'string' ? value : value.value))
-  .pipe(z.string().regex(/^-?\d{1,15}$/, 'must be an integer').transform(Number));
+  .pipe(
+    z
+      .string()
+      .regex(/^-?\d{1,15}$/, 'must be an integer')
+      .transform(Number),
+  );
 
-export const uuidV7 = z
-  .string()
-  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i, 'must be a UUIDv7');
+export const uuidV7 = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i, 'must be a UUIDv7');
 
 export const uuidAny = z.string().uuid();
 

@@ -50,7 +50,11 @@ export function toLedgerEvent(event: RelayedEvent, source = `balance-outbox:${ev
 }
 
 /** `origin` names where the events come from when it is not the relayed Balance outbox (recovery). */
-export async function postLedgerEvents(ledger: CommonQueryMethods, events: readonly RelayedEvent[], origin?: string): Promise<readonly PostedRow[]> {
+export async function postLedgerEvents(
+  ledger: CommonQueryMethods,
+  events: readonly RelayedEvent[],
+  origin?: string,
+): Promise<readonly PostedRow[]> {
   const ledgerEvents = events.map((event) => toLedgerEvent(event, origin ? `${origin}:${event.transactionId}` : undefined));
   return ledger.any(sql.type(PostedRow)`
     select transaction_id as "transactionId", kind, journal_id as "journalId", posted

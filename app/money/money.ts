@@ -21,9 +21,7 @@ export function currencyExponent(currency: Currency): number {
 }
 
 export type AmountParseFailure = 'format' | 'precision' | 'not_positive' | 'too_large';
-export type AmountParseResult =
-  | { readonly ok: true; readonly minor: bigint }
-  | { readonly ok: false; readonly reason: AmountParseFailure };
+export type AmountParseResult = { readonly ok: true; readonly minor: bigint } | { readonly ok: false; readonly reason: AmountParseFailure };
 
 // JSON number grammar (RFC 8259), which also covers plain decimal strings like "123.12".
 const DECIMAL_PATTERN = /^(-?)(0|[1-9]\d*)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/;

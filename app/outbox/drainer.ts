@@ -25,11 +25,7 @@ export type Drainer = Readonly<{
   stats: () => { passes: number; rows: number; errors: number };
 }>;
 
-export function createDrainer(
-  settings: DrainerSettings,
-  drainOnce: () => Promise<number>,
-  logger: Logger,
-): Drainer {
+export function createDrainer(settings: DrainerSettings, drainOnce: () => Promise<number>, logger: Logger): Drainer {
   const backoffBaseMs = settings.errorBackoffBaseMs ?? 100;
   const backoffMaxMs = settings.errorBackoffMaxMs ?? 5_000;
   let running: Promise<number> | null = null;

@@ -12,7 +12,8 @@ import { z } from 'zod';
 const outsideAnyTransaction = AsyncLocalStorage.snapshot();
 
 export function balanceOutboxRelay(balance: DatabasePool, batchSizeMax: number): () => Promise<number> {
-  return () => balance.oneFirst(sql.type(z.object({ relayed: z.number() }))`
+  return () =>
+    balance.oneFirst(sql.type(z.object({ relayed: z.number() }))`
     select outbox_relay_balance(${batchSizeMax}) as relayed`);
 }
 
@@ -41,7 +42,10 @@ export function ledgerOutboxRelay(deps: {
         await outsideAnyTransaction(() => enqueueGatewaySubmitBatches(deps.balance, submits, deps.submitBatchSizeMax));
       }
       await tx.query(sql.unsafe`
-        update outbox set relayed_at = now() where id = any(${sql.array(rows.map((row) => row.id), 'int8')})`);
+        update outbox set relayed_at = now() where id = any(${sql.array(
+          rows.map((row) => row.id),
+          'int8',
+        )})`);
       return rows.length;
     });
 }
@@ -61,8 +65,14 @@ export async function enqueueGatewaySubmits(
       (select array_agg(row('gateway__submit',
                             json_build_object('transactionId', t.tx, 'heldJournalId', t.journal, 'source', ${source}::text),
                             null, null, null, 'gateway-submit:' || t.tx, null, null)::graphile_worker.job_spec)
-         from unnest(${sql.array(submits.map((s) => s.transactionId), 'uuid')}::uuid[],
-                     ${sql.array(submits.map((s) => s.heldJournalId), 'int8')}::bigint[]) as t(tx, journal)),
+         from unnest(${sql.array(
+           submits.map((s) => s.transactionId),
+           'uuid',
+         )}::uuid[],
+                     ${sql.array(
+                       submits.map((s) => s.heldJournalId),
+                       'int8',
+                     )}::bigint[]) as t(tx, journal)),
       true)`);
 }
 
@@ -78,7 +88,10 @@ export async function enqueueGatewaySubmitBatches(
   await balance.query(sql.unsafe`
     select count(*) from graphile_worker.add_jobs(
       (select array_agg(row('gateway__submit_batch', c.payload, null, null, null, null, null, null)::graphile_worker.job_spec)
-         from unnest(${sql.array(chunks.map((chunk) => JSON.stringify({ submits: chunk, source: 'ledger.held' })), 'json')}::json[]) as c(payload)))`);
+         from unnest(${sql.array(
+           chunks.map((chunk) => JSON.stringify({ submits: chunk, source: 'ledger.held' })),
+           'json',
+         )}::json[]) as c(payload)))`);
 }
 
 /** Relayed rows are kept for a while (audit, debugging), then deleted in bounded batches. */

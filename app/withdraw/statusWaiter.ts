@@ -33,7 +33,9 @@ export function createStatusWaiter(options: { balanceUrl: string; waitersMax: nu
   async function wait(orderId: string, stillSame: () => Promise<boolean>, waitMs: number): Promise<boolean> {
     if (count >= options.waitersMax || !listener.connected()) return false;
     let wake!: () => void;
-    const woken = new Promise<void>((resolve) => { wake = resolve; });
+    const woken = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
     const set = waiters.get(orderId) ?? new Set();
     set.add(wake);
     waiters.set(orderId, set);

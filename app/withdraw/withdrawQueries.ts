@@ -5,8 +5,15 @@ import { WITHDRAW_STATUSES } from './withdrawStateMachine.ts';
 
 const CreateResultRow = z.object({
   outcome: z.enum([
-    'created', 'replay', 'in_flight', 'key_reused', 'account_not_found', 'forbidden',
-    'account_unusable', 'insufficient_funds', 'limit_exceeded',
+    'created',
+    'replay',
+    'in_flight',
+    'key_reused',
+    'account_not_found',
+    'forbidden',
+    'account_unusable',
+    'insufficient_funds',
+    'limit_exceeded',
   ]),
   responseStatus: z.number().int().nullable(),
   responseBody: z.unknown(),
@@ -77,7 +84,10 @@ export async function findOrderByTransactionId(db: CommonQueryMethods, transacti
 }
 
 /** The orders of these transactions that are still `init`, in one query. */
-export async function findInitOrdersByTransactionIds(db: CommonQueryMethods, transactionIds: readonly string[]): Promise<readonly OrderRow[]> {
+export async function findInitOrdersByTransactionIds(
+  db: CommonQueryMethods,
+  transactionIds: readonly string[],
+): Promise<readonly OrderRow[]> {
   if (transactionIds.length === 0) return [];
   return db.any(sql.type(OrderRow)`
     select ${orderColumns} from withdraw_orders o

@@ -16,7 +16,8 @@ export function idempotencyKeyOf(req: Request): string {
   const values = IDEMPOTENCY_HEADERS.map((name) => req.get(name)).filter((v): v is string => v !== undefined);
   const [key] = values;
   if (key === undefined) throw new ApiError('invalid_idempotency_key', 'idempotent-key header is required (a UUIDv7)');
-  if (values.some((v) => v.toLowerCase() !== key.toLowerCase())) throw new ApiError('invalid_idempotency_key', 'idempotent-key and Idempotency-Key differ');
+  if (values.some((v) => v.toLowerCase() !== key.toLowerCase()))
+    throw new ApiError('invalid_idempotency_key', 'idempotent-key and Idempotency-Key differ');
   if (!uuidV7.safeParse(key).success) throw new ApiError('invalid_idempotency_key', 'idempotent-key must be a UUIDv7');
   return key.toLowerCase();
 }

@@ -10,7 +10,9 @@ export const WithdrawRequestSchema = z
     toAccountId: z.string().regex(ACCOUNT_ID_EXTERNAL, '1-64 characters of [A-Za-z0-9_-]'),
     amount: decimalInput,
     fromAccountId: z.string().min(1).max(64).optional(),
-    currency: z.enum(CURRENCIES as [string, ...string[]]).optional()
+    currency: z
+      .enum(CURRENCIES as [string, ...string[]])
+      .optional()
       .openapi({ description: 'picks the default account when fromAccountId is omitted' }),
   })
   .openapi('WithdrawRequest');

@@ -29,11 +29,7 @@ export function requestHash(userId: string, request: WithdrawRequest): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
-export function createWithdrawService(deps: {
-  db: CommonQueryMethods;
-  accounts: AccountDirectory;
-  settings: WithdrawServiceSettings;
-}) {
+export function createWithdrawService(deps: { db: CommonQueryMethods; accounts: AccountDirectory; settings: WithdrawServiceSettings }) {
   const { db, accounts } = deps;
   const replies = new LRUCache<string, CachedReply>({
     max: Math.max(1, deps.settings.cacheSizeMax),
@@ -62,11 +58,7 @@ export function createWithdrawService(deps: {
     return parsed.minor;
   }
 
-  async function requestWithdraw(input: {
-    userId: string;
-    idempotencyKey: string;
-    request: WithdrawRequest;
-  }): Promise<WithdrawReply> {
+  async function requestWithdraw(input: { userId: string; idempotencyKey: string; request: WithdrawRequest }): Promise<WithdrawReply> {
     const { userId, idempotencyKey, request } = input;
     const hash = requestHash(userId, request);
     const cacheKey = `${userId}\u0000${idempotencyKey.toLowerCase()}`;
@@ -137,10 +129,11 @@ function keyReused(): ApiError {
   return new ApiError('idempotency_key_reused', 'idempotent-key was already used with a different request');
 }
 
-function possibleResponses(orderId: string, transactionId: string, currency: string): Record<
-  'created' | 'insufficient_funds' | 'account_unusable' | 'limit_exceeded',
-  StoredResponse
-> {
+function possibleResponses(
+  orderId: string,
+  transactionId: string,
+  currency: string,
+): Record<'created' | 'insufficient_funds' | 'account_unusable' | 'limit_exceeded', StoredResponse> {
   return {
     created: { status: 202, body: okEnvelope('processing', { withdrawOrderId: orderId, transactionId }) },
     insufficient_funds: errorEnvelope('insufficient_funds', 'insufficient available balance'),

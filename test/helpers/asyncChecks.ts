@@ -124,7 +124,10 @@ export async function submitAttempts(balance: DatabasePool, transactionIds: read
      where transaction_id = any(${sql.array([...transactionIds], 'uuid')}) order by id`);
 }
 
-export async function countRows(db: DatabasePool, table: 'gateway_inbox' | 'outbox' | 'reconciliation_breaks' | 'entries' | 'journal_transactions' | 'withdraw_status_history'): Promise<number> {
+export async function countRows(
+  db: DatabasePool,
+  table: 'gateway_inbox' | 'outbox' | 'reconciliation_breaks' | 'entries' | 'journal_transactions' | 'withdraw_status_history',
+): Promise<number> {
   return db.oneFirst(sql.type(z.object({ n: z.number() }))`select count(*)::int as n from ${sql.identifier([table])}`);
 }
 

@@ -39,7 +39,12 @@ export type InvariantBreak = Readonly<{ accountId: string; invariant: 'I1' | 'I2
  */
 export async function invariantBreaks(client: Queryable): Promise<InvariantBreak[]> {
   const { rows } = await client.query<{
-    id: string; balance: string; available: string; reserved: string; open_orders: string; held: string;
+    id: string;
+    balance: string;
+    available: string;
+    reserved: string;
+    open_orders: string;
+    held: string;
   }>(`
     select a.id, a.balance_minor::text as balance, a.available_minor::text as available,
            a.reserved_minor::text as reserved,

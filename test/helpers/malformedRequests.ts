@@ -24,24 +24,40 @@ export const TOO_LARGE = outcome('payload_too_large');
 
 export type Judge = (value: unknown) => Verdict;
 
-export const matches = (pattern: RegExp): Judge => (v) => (typeof v === 'string' && pattern.test(v) ? MAYBE_VALID : INVALID);
-export const oneOf = (values: readonly string[]): Judge => (v) => (typeof v === 'string' && values.includes(v) ? MAYBE_VALID : INVALID);
-export const optional = (judge: Judge): Judge => (v) => (v === undefined ? MAYBE_VALID : judge(v));
-export const nullable = (judge: Judge): Judge => (v) => (v === null ? MAYBE_VALID : judge(v));
+export const matches =
+  (pattern: RegExp): Judge =>
+  (v) =>
+    typeof v === 'string' && pattern.test(v) ? MAYBE_VALID : INVALID;
+export const oneOf =
+  (values: readonly string[]): Judge =>
+  (v) =>
+    typeof v === 'string' && values.includes(v) ? MAYBE_VALID : INVALID;
+export const optional =
+  (judge: Judge): Judge =>
+  (v) =>
+    v === undefined ? MAYBE_VALID : judge(v);
+export const nullable =
+  (judge: Judge): Judge =>
+  (v) =>
+    v === null ? MAYBE_VALID : judge(v);
 /** a string of min..max UTF-16 units (zod's length) after `trim` when asked */
-export const textOf = (min: number, max: number, trim = false): Judge => (v) => {
-  if (typeof v !== 'string') return INVALID;
-  const length = (trim ? v.trim() : v).length;
-  return length >= min && length <= max ? MAYBE_VALID : INVALID;
-};
+export const textOf =
+  (min: number, max: number, trim = false): Judge =>
+  (v) => {
+    if (typeof v !== 'string') return INVALID;
+    const length = (trim ? v.trim() : v).length;
+    return length >= min && length <= max ? MAYBE_VALID : INVALID;
+  };
 export const UUID_TEXT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** one value is the fixture's: it is valid; any other value of the right form gets `other` */
-export const sameAs = (expected: string, form: Judge, other: Outcome, caseInsensitive = false): Judge => (v) => {
-  const verdict = form(v);
-  if (verdict !== MAYBE_VALID) return verdict;
-  const same = caseInsensitive ? String(v).toLowerCase() === expected.toLowerCase() : v === expected;
-  return same ? MAYBE_VALID : other;
-};
+export const sameAs =
+  (expected: string, form: Judge, other: Outcome, caseInsensitive = false): Judge =>
+  (v) => {
+    const verdict = form(v);
+    if (verdict !== MAYBE_VALID) return verdict;
+    const same = caseInsensitive ? String(v).toLowerCase() === expected.toLowerCase() : v === expected;
+    return same ? MAYBE_VALID : other;
+  };
 
 const NUMBER_TEXT = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/;
 /**
@@ -49,21 +65,23 @@ const NUMBER_TEXT = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/;
  * decimals, at most 1e12): INVALID only when it clearly refuses the value; anything debatable
  * ("1.000", "01", "1e2" as a string, very long texts) is MAYBE_VALID and never sent.
  */
-export const amount = (decimals = 2): Judge => (v) => {
-  const text = typeof v === 'string' ? v : isLosslessNumber(v) ? v.value : null;
-  const match = text === null ? null : NUMBER_TEXT.exec(text);
-  if (!match) return INVALID;
-  const [, sign, integer = '0', fraction = '', exponentText = '0'] = match;
-  const digits = BigInt(integer + fraction);
-  if (digits === 0n || sign === '-') return INVALID;
-  const exponent = Number(exponentText);
-  if (!Number.isSafeInteger(exponent) || Math.abs(exponent) > 1000) return INVALID; // far too large or too precise
-  let [significant, scale] = [digits, fraction.length - exponent];
-  while (scale > 0 && significant % 10n === 0n) [significant, scale] = [significant / 10n, scale - 1];
-  if (scale > decimals) return INVALID;
-  const minor = significant * 10n ** BigInt(decimals - scale);
-  return minor > 10n ** BigInt(12 + decimals) ? INVALID : MAYBE_VALID;
-};
+export const amount =
+  (decimals = 2): Judge =>
+  (v) => {
+    const text = typeof v === 'string' ? v : isLosslessNumber(v) ? v.value : null;
+    const match = text === null ? null : NUMBER_TEXT.exec(text);
+    if (!match) return INVALID;
+    const [, sign, integer = '0', fraction = '', exponentText = '0'] = match;
+    const digits = BigInt(integer + fraction);
+    if (digits === 0n || sign === '-') return INVALID;
+    const exponent = Number(exponentText);
+    if (!Number.isSafeInteger(exponent) || Math.abs(exponent) > 1000) return INVALID; // far too large or too precise
+    let [significant, scale] = [digits, fraction.length - exponent];
+    while (scale > 0 && significant % 10n === 0n) [significant, scale] = [significant / 10n, scale - 1];
+    if (scale > decimals) return INVALID;
+    const minor = significant * 10n ** BigInt(decimals - scale);
+    return minor > 10n ** BigInt(12 + decimals) ? INVALID : MAYBE_VALID;
+  };
 
 // ---------------------------------------------------------------------------------------------
 // the body oracle: decoding as the server does (UTF-8, BOM dropped, lossless-json), then fields
@@ -119,13 +137,17 @@ export function judgeQuery(shape: QueryShape, rawQuery: string): Verdict {
 }
 
 /** z.coerce.number().int().min(min).max(max), optional */
-export const coercedInt = (min: number, max: number) => (v: string | string[] | undefined): Verdict => {
-  if (v === undefined) return MAYBE_VALID;
-  const n = Number(v);
-  return Number.isInteger(n) && n >= min && n <= max ? MAYBE_VALID : INVALID;
-};
-export const queryEnum = (values: readonly string[]) => (v: string | string[] | undefined): Verdict =>
-  v === undefined || (typeof v === 'string' && values.includes(v)) ? MAYBE_VALID : INVALID;
+export const coercedInt =
+  (min: number, max: number) =>
+  (v: string | string[] | undefined): Verdict => {
+    if (v === undefined) return MAYBE_VALID;
+    const n = Number(v);
+    return Number.isInteger(n) && n >= min && n <= max ? MAYBE_VALID : INVALID;
+  };
+export const queryEnum =
+  (values: readonly string[]) =>
+  (v: string | string[] | undefined): Verdict =>
+    v === undefined || (typeof v === 'string' && values.includes(v)) ? MAYBE_VALID : INVALID;
 
 export type Compression = 'gzip' | 'deflate' | 'br';
 /** body-parser's decompression: null when it fails (or the coding is unknown), a 400 before authentication */
@@ -156,7 +178,10 @@ export function decodeSegment(raw: string): string | null {
 
 export type Reply = Readonly<{ status: number; headers: Headers; text: string }>;
 
-export async function send(baseUrl: string, request: { method: string; path: string; headers: Record<string, string>; body?: Buffer }): Promise<Reply> {
+export async function send(
+  baseUrl: string,
+  request: { method: string; path: string; headers: Record<string, string>; body?: Buffer },
+): Promise<Reply> {
   const response = await fetch(`${baseUrl}${request.path}`, {
     method: request.method,
     headers: request.headers,
@@ -175,7 +200,8 @@ export function replyProblems(reply: Reply, expected: Outcome, presentedRequestI
   const problems: string[] = [];
   if (reply.status >= 500) problems.push(`a ${reply.status}`);
   if (reply.status !== expected.status) problems.push(`status ${reply.status}, expected ${expected.status}`);
-  if (!/^application\/json\b/.test(reply.headers.get('content-type') ?? '')) problems.push(`content-type ${reply.headers.get('content-type')}`);
+  if (!/^application\/json\b/.test(reply.headers.get('content-type') ?? ''))
+    problems.push(`content-type ${reply.headers.get('content-type')}`);
   let body: unknown;
   try {
     body = JSON.parse(reply.text);
@@ -191,11 +217,13 @@ export function replyProblems(reply: Reply, expected: Outcome, presentedRequestI
     if (typeof envelope.msg !== 'string') problems.push('msg is not a string');
     if (envelope.data !== null) problems.push('data is not null');
     if (envelope.code !== expected.code) problems.push(`code ${String(envelope.code)}, expected ${expected.code}`);
-    if (CODE_STATUS.get(envelope.code as number) !== reply.status) problems.push(`code ${String(envelope.code)} is not the catalogue's code for ${reply.status}`);
+    if (CODE_STATUS.get(envelope.code as number) !== reply.status)
+      problems.push(`code ${String(envelope.code)} is not the catalogue's code for ${reply.status}`);
   }
   const requestId = reply.headers.get('x-request-id');
   if (!requestId || !REQUEST_ID.test(requestId)) problems.push(`x-request-id ${requestId}`);
-  if (presentedRequestId !== undefined && REQUEST_ID.test(presentedRequestId) && requestId !== presentedRequestId) problems.push('x-request-id not echoed');
+  if (presentedRequestId !== undefined && REQUEST_ID.test(presentedRequestId) && requestId !== presentedRequestId)
+    problems.push('x-request-id not echoed');
   return problems;
 }
 
@@ -205,8 +233,10 @@ export async function tableDigests(client: pg.Client): Promise<Record<string, st
     select format('%I.%I', table_schema, table_name) as name from information_schema.tables
      where table_type = 'BASE TABLE' and table_schema in ('public', 'graphile_worker') order by 1`);
   if (tables.length === 0) return {};
-  const selects = tables.map(({ name }) =>
-    `select ${client.escapeLiteral(name)} as name, count(*) || ' rows ' || coalesce(md5(string_agg(t::text, E'\\n' order by t::text)), '') as digest from ${name} t`);
+  const selects = tables.map(
+    ({ name }) =>
+      `select ${client.escapeLiteral(name)} as name, count(*) || ' rows ' || coalesce(md5(string_agg(t::text, E'\\n' order by t::text)), '') as digest from ${name} t`,
+  );
   const { rows } = await client.query<{ name: string; digest: string }>(selects.join(' union all '));
   return Object.fromEntries(rows.map((r) => [r.name, r.digest]));
 }

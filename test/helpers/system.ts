@@ -94,7 +94,11 @@ export async function startTestSystem(
     const psp = createPspHttpAdapter({ baseUrl: simUrl, ...config.gateway });
     psps.push(psp);
     return startWorkerProcess({
-      config, databases: db.databases, balanceUrl: db.balanceUrl, ledgerUrl: db.ledgerUrl, psp,
+      config,
+      databases: db.databases,
+      balanceUrl: db.balanceUrl,
+      ledgerUrl: db.ledgerUrl,
+      psp,
       logger: createLogger({ level: config.logLevel, name: 'test-worker' }),
     });
   };
@@ -134,8 +138,7 @@ export async function startTestSystem(
     adminToken,
     userToken: (userId, ttlSeconds) => signUserToken(TEST_SECRETS.AUTH_JWT_SECRET, userId, ttlSeconds),
     fundedAccount,
-    withdraw: (token, body, key = uuidv7()) =>
-      call(web.url, 'POST', '/withdraw', { token, body, headers: { 'idempotent-key': key } }),
+    withdraw: (token, body, key = uuidv7()) => call(web.url, 'POST', '/withdraw', { token, body, headers: { 'idempotent-key': key } }),
     sim,
     simUrl,
     get worker() {

@@ -64,7 +64,9 @@ export async function createTestDatabases(options: { poolSizeMax?: number; ledge
   const databases = await createDatabases(
     { balanceUrl, ledgerUrl },
     {
-      poolSizeMax: options.poolSizeMax ?? 20, statementTimeoutMs: 30_000, applicationName: 'withdraw-test',
+      poolSizeMax: options.poolSizeMax ?? 20,
+      statementTimeoutMs: 30_000,
+      applicationName: 'withdraw-test',
       ledgerRole: options.ledgerRole === undefined ? LEDGER_DB_ROLE_DEFAULT : options.ledgerRole,
     },
   );

@@ -28,7 +28,12 @@ const Env = z.object({
       `every comma-separated secret must be at least ${WEBHOOK_SECRET_LENGTH_MIN} characters`,
     )
     .optional(),
-  PSP_SIM_SEED: z.coerce.number().int().min(0).max(2 ** 32 - 1).optional(),
+  PSP_SIM_SEED: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .optional(),
 });
 
 type PspSimConfig = {

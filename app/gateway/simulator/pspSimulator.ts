@@ -69,7 +69,10 @@ export type PspSimulatorOptions = {
 const OptionsSchema = z.object({
   port: z.number().int().min(0).max(65_535),
   host: z.string().min(1).default('127.0.0.1'),
-  callbackUrl: z.string().url().refine((url) => /^https?:$/.test(new URL(url).protocol), 'must be http(s)'),
+  callbackUrl: z
+    .string()
+    .url()
+    .refine((url) => /^https?:$/.test(new URL(url).protocol), 'must be http(s)'),
   webhookSecret: z.string().min(1),
   seed: z.number().int().optional(),
   settleMs: z.number().int().min(0).max(KNOB_MS_MAX).default(5),
@@ -117,7 +120,10 @@ export type PspSimulator = {
 
 const PayoutRequestSchema = z.object({
   reference: z.string().min(1).max(128),
-  amount: z.string().regex(/^\d{1,20}(\.\d{1,8})?$/, 'must be a positive decimal string').refine((a) => /[1-9]/.test(a), 'must be positive'),
+  amount: z
+    .string()
+    .regex(/^\d{1,20}(\.\d{1,8})?$/, 'must be a positive decimal string')
+    .refine((a) => /[1-9]/.test(a), 'must be positive'),
   currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO-4217 code'),
   destination: z.string().min(1).max(256),
 });
@@ -135,7 +141,15 @@ const REPLY_REJECTED = JSON.stringify({ error: { code: 'payout_rejected', reason
 
 function publicPayout(record: PayoutRecord): string {
   const { reference, status, failureCode, amount, currency, destination, updatedAt } = record;
-  return JSON.stringify({ reference, status, ...(failureCode === undefined ? {} : { failureCode }), amount, currency, destination, updatedAt });
+  return JSON.stringify({
+    reference,
+    status,
+    ...(failureCode === undefined ? {} : { failureCode }),
+    amount,
+    currency,
+    destination,
+    updatedAt,
+  });
 }
 
 function callbackEvent(record: PayoutRecord): CallbackEvent {
@@ -211,7 +225,13 @@ export function createPspSimulator(options: PspSimulatorOptions): PspSimulator {
     callbacks.emit(callbackEvent(record), decision.reversalCallback);
   }
 
-  function record(request: PayoutRequest, status: PayoutStatus, replyStatus: number, replyBody: string, failureCode?: string): PayoutRecord {
+  function record(
+    request: PayoutRequest,
+    status: PayoutStatus,
+    replyStatus: number,
+    replyBody: string,
+    failureCode?: string,
+  ): PayoutRecord {
     const entry: PayoutRecord = { ...request, status, updatedAt: new Date().toISOString(), replyStatus, replyBody };
     if (failureCode !== undefined) entry.failureCode = failureCode;
     payouts.set(request.reference, entry);
@@ -313,7 +333,8 @@ export function createPspSimulator(options: PspSimulatorOptions): PspSimulator {
     const queryStart = url.indexOf('?');
     const path = queryStart === -1 ? url : url.slice(0, queryStart);
     const method = req.method ?? 'GET';
-    if (method === 'POST' && path === '/payouts') return readBody(req, res, (raw) => guarded(req, res, () => handlePostPayout(req, res, raw)));
+    if (method === 'POST' && path === '/payouts')
+      return readBody(req, res, (raw) => guarded(req, res, () => handlePostPayout(req, res, raw)));
     if (method === 'GET' && path.startsWith('/payouts/') && path.length > '/payouts/'.length) {
       return handleGetPayout(res, path.slice('/payouts/'.length));
     }
