@@ -39,7 +39,7 @@ export function installShutdown(logger: Logger, steps: () => readonly ShutdownSt
 }
 
 /** Parses the configuration, or exits with a message that names the bad variables. */
-export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfigOrExit(env?: NodeJS.ProcessEnv): Config {
   try {
     return loadConfig(env);
   } catch (error) {

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import type { Config } from './config.ts';
+import { type Config, environmentHas, processEnvironment } from './config.ts';
 import { resolveDatabaseUrls, type DatabaseUrls } from './db/databaseUrls.ts';
 import { migrateAll } from './db/migrate.ts';
 import type { Logger } from './logger.ts';
@@ -74,7 +74,7 @@ export async function ephemeralPort(): Promise<number> {
 /** The configured port, or (when the variable was not set and the default is taken) a free one. */
 async function choosePort(variable: string, configured: number, logger: Logger): Promise<number> {
   if (configured !== 0 && (await portFree(configured))) return configured;
-  if (configured !== 0 && process.env[variable]) throw new Error(`${variable}=${configured}: that port is already in use`);
+  if (configured !== 0 && environmentHas(variable)) throw new Error(`${variable}=${configured}: that port is already in use`);
   const port = await ephemeralPort();
   if (configured !== 0) logger.warn(`port ${configured} is in use; using ${port} instead (set ${variable} to choose)`);
   return port;
@@ -97,7 +97,7 @@ export async function waitForHttp(url: string, timeoutMs: number): Promise<void>
 /** SUPERVISOR_NODE_ARGS_WEB="--cpu-prof" (or _WORKER, _PSP_SIM): extra node flags for profiling a child. */
 function childNodeArgs(name: ChildName): string[] {
   const key = `SUPERVISOR_NODE_ARGS_${name.replace(/-\d+$/, '').replace('-', '_').toUpperCase()}`;
-  return (process.env[key] ?? '').split(' ').filter(Boolean);
+  return (processEnvironment()[key] ?? '').split(' ').filter(Boolean);
 }
 
 export async function launchSystem(options: LaunchOptions): Promise<LaunchedSystem> {
@@ -106,7 +106,7 @@ export async function launchSystem(options: LaunchOptions): Promise<LaunchedSyst
   await migrateAll(urls, (message) => logger.warn(message));
   const webPort = await choosePort('PORT', config.port, logger);
   const shared: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...processEnvironment(),
     NODE_ENV: config.nodeEnv,
     LOG_LEVEL: config.logLevel,
     AUTH_JWT_SECRET: config.auth.jwtSecret,
@@ -131,7 +131,7 @@ export async function launchSystem(options: LaunchOptions): Promise<LaunchedSyst
   if (!pspBaseUrl) {
     const simPort = await choosePort('PSP_SIM_PORT', config.psp.simPort, logger);
     pspBaseUrl = `http://127.0.0.1:${simPort}`;
-    const callbackUrl = process.env.PSP_CALLBACK_URL || `http://127.0.0.1:${webPort}/withdraw/notify`;
+    const callbackUrl = processEnvironment().PSP_CALLBACK_URL || `http://127.0.0.1:${webPort}/withdraw/notify`;
     children.push(
       make('psp-sim', 'app/gateway/simulator/pspSimMain.ts', { ...shared, PSP_SIM_PORT: String(simPort), PSP_CALLBACK_URL: callbackUrl }),
     );

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { v4 as uuidv4, v7 as uuidv7 } from 'uuid';
-import { loadConfig } from '../app/config.ts';
+import { loadConfig, processEnvironment } from '../app/config.ts';
 import { temporaryDataDir } from '../app/db/embeddedPostgres.ts';
 import { signUserToken } from '../app/http/auth.ts';
 import { createLogger } from '../app/logger.ts';
@@ -207,12 +207,12 @@ async function phaseBacklog(system: LaunchedSystem, users: Array<{ token: string
 async function main() {
   const dataDir = await temporaryDataDir('withdraw-bench-');
   const config = loadConfig({
-    ...process.env,
+    ...processEnvironment(),
     PORT: '0',
     PSP_SIM_PORT: '0',
     EMBEDDED_PG_DIR: dataDir,
     EMBEDDED_PG_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
-    LOG_LEVEL: process.env.LOG_LEVEL ?? 'error',
+    LOG_LEVEL: processEnvironment().LOG_LEVEL ?? 'error',
     NODE_ENV: 'production',
     BALANCE_DATABASE_URL: '',
     LEDGER_DATABASE_URL: '',

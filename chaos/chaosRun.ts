@@ -7,7 +7,7 @@ import path from 'node:path';
 import { sql } from 'slonik';
 import { v4 as uuidv4, v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
-import { loadConfig, type Config } from '../app/config.ts';
+import { loadConfig, processEnvironment, type Config } from '../app/config.ts';
 import { temporaryDataDir } from '../app/db/embeddedPostgres.ts';
 import { createDatabases, endDatabases, type Databases } from '../app/db/pools.ts';
 import { signWebhook } from '../app/gateway/webhookSignature.ts';
@@ -235,7 +235,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const fingerprint = schedule.map((f) => `${f.atMs}:${f.kind}:${f.durationMs}:${f.target.toFixed(3)}`).join('|');
   const dataDir = await temporaryDataDir('withdraw-chaos-');
   const config = loadConfig({
-    ...process.env,
+    ...processEnvironment(),
     ...CHAOS_ENV,
     NODE_ENV: 'production',
     PORT: '0',
@@ -338,7 +338,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     log(`chaos: ${convergenceMs === null ? 'did NOT converge' : `converged in ${convergenceMs} ms`}; reconciling and checking`);
     // the system's own reconciliation records what disagrees with the provider (reversed payouts)
     const reconConfig = loadConfig({
-      ...process.env,
+      ...processEnvironment(),
       ...CHAOS_ENV,
       RECONCILE_SETTLE_MS: '0',
       RECONCILE_PROVIDER_CHECKS_MAX: '1000000',

@@ -78,7 +78,9 @@ export async function startWorkerProcess(deps: {
       logger,
     ),
   };
-  const wakeAll = () => Object.values(drainers).forEach((drainer) => drainer.wake());
+  const wakeAll = () => {
+    for (const drainer of Object.values(drainers)) drainer.wake();
+  };
 
   const gateway = createGatewayService({
     balance: databases.balance,

@@ -4,7 +4,7 @@
 // URL is set) and prints it as an aligned table, or as CSV with --csv. Exit codes: 0 printed,
 // 1 failed (configuration, database), 2 a bad request (unknown report, missing or bad parameter).
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../app/config.ts';
+import { type Config, ConfigError, loadConfig } from '../app/config.ts';
 import { resolveDatabaseUrls, type DatabaseUrls } from '../app/db/databaseUrls.ts';
 import { createDatabases, endDatabases, type Databases } from '../app/db/pools.ts';
 import { REPORT_PARAM_NAMES, type ReportParamName } from './reportDefinitions.ts';
@@ -46,25 +46,25 @@ function usage(): string {
 
 type Request = Readonly<{ name: string; input: ReportParamsInput; csv: boolean }>;
 
-function parseRequest(argv: string[]): Request | 'help' {
-  let parsed;
+const REPORT_OPTIONS = {
+  from: { type: 'string' },
+  to: { type: 'string' },
+  currency: { type: 'string' },
+  account: { type: 'string' },
+  csv: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+function parseCommandLine(argv: string[]) {
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        from: { type: 'string' },
-        to: { type: 'string' },
-        currency: { type: 'string' },
-        account: { type: 'string' },
-        csv: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
+    return parseArgs({ args: argv, allowPositionals: true, strict: true, options: REPORT_OPTIONS });
   } catch (error) {
     throw new ReportInputError(error instanceof Error ? error.message : String(error));
   }
+}
+
+function parseRequest(argv: string[]): Request | 'help' {
+  const parsed = parseCommandLine(argv);
   if (parsed.values.help) return 'help';
   const [name, ...extra] = parsed.positionals;
   if (!name) throw new ReportInputError('which report? name one');
@@ -95,7 +95,7 @@ async function main(argv: string[]): Promise<number> {
     throw error;
   }
 
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (error) {

@@ -258,7 +258,7 @@ export function formatTable(result: Pick<ReportResult, 'columns' | 'rows'>): str
       .join('  ')
       .trimEnd();
   const count = `(${cells.length} ${cells.length === 1 ? 'row' : 'rows'})`;
-  return [line(result.columns), line(widths.map((width) => '-'.repeat(width))), ...cells.map(line), count].join('\n') + '\n';
+  return [line(result.columns), line(widths.map((width) => '-'.repeat(width))), ...cells.map(line), count, ''].join('\n');
 }
 
 /** RFC 4180: a header row, CRLF line ends, fields with a comma, quote, CR or LF quoted and quotes doubled. */
@@ -267,5 +267,5 @@ export function formatCsv(result: Pick<ReportResult, 'columns' | 'rows'>): strin
     const text = value ?? '';
     return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   };
-  return [result.columns, ...result.rows].map((row) => row.map(field).join(',')).join('\r\n') + '\r\n';
+  return [...[result.columns, ...result.rows].map((row) => row.map(field).join(',')), ''].join('\r\n');
 }

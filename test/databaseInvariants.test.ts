@@ -484,7 +484,7 @@ test.serial('when several postings hit one account, then its sequence, running b
   }
   // funding took every deposit of both wallets, in order, too
   const funding = await accountEntries('funding:USD');
-  funding.forEach((row, i) => t.is(row.seq, String(i + 1)));
+  for (const [i, row] of funding.entries()) t.is(row.seq, String(i + 1));
 });
 
 test.serial('when a settle or reverse arrives before its hold, then the hold is posted first, and the late hold is a no-op', async (t) => {

@@ -197,7 +197,7 @@ test.serial('when the provider knows the outcome of a manual order, then recover
 });
 
 test('when the provider answers with NUL bytes or lone surrogates, then the evidence is still storable as jsonb', async (t) => {
-  const odd = storable({ error: { code: 'x\u0000y', ['k\ud800']: ['\udc00', 1] }, ok: true }) as Record<string, unknown>;
+  const odd = storable({ error: { code: 'x\u0000y', 'k\ud800': ['\udc00', 1] }, ok: true }) as Record<string, unknown>;
   const row = await system.db.databases.balance.oneFirst(sql.type(z.object({ v: z.unknown() }))`
     select ${sql.jsonb(odd as Parameters<typeof sql.jsonb>[0])}::jsonb as v`);
   t.deepEqual(row, { error: { code: 'x\ufffdy', 'k\ufffd': ['\ufffd', 1] }, ok: true });

@@ -65,6 +65,7 @@ export function jsonBody(limitBytes: number) {
 
 // "\u0000" and a lone "\ud800" are valid JSON escapes, but PostgreSQL text and jsonb refuse them
 // (a 500 at the insert); no field of this API can mean either, so the body is refused up front.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what this pattern looks for
 const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** The path ("a.b.0") of the first string, or of the object whose key, holds unstorable text ('' = the root); null if none. */
@@ -76,7 +77,7 @@ function unstorableTextAt(root: unknown): string | null {
     if (typeof value === 'string') {
       if (UNSTORABLE_TEXT.test(value)) return path;
     } else if (Array.isArray(value)) {
-      value.forEach((item, index) => pending.push({ value: item, path: path ? `${path}.${index}` : String(index) }));
+      for (const [index, item] of value.entries()) pending.push({ value: item, path: path ? `${path}.${index}` : String(index) });
     } else if (value !== null && typeof value === 'object' && !isLosslessNumber(value)) {
       for (const [key, item] of Object.entries(value)) {
         if (UNSTORABLE_TEXT.test(key)) return path; // not echoing the key itself

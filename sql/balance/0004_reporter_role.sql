@@ -77,11 +77,15 @@ $$;
 create index withdraw_orders_created_idx on withdraw_orders (created_at) include (status, currency, amount_minor);
 -- Without it the planner guesses one group per row for daily-withdrawals' (UTC day, status,
 -- currency) and sorts a million rows to disk instead of hashing a few thousand groups.
+-- noqa: disable=all
 create statistics withdraw_orders_created_day_stats (ndistinct)
   on ((created_at at time zone 'UTC')::date), status, currency from withdraw_orders;
+-- noqa: enable=all
 
 -- Down Migration
+-- noqa: disable=all
 drop statistics withdraw_orders_created_day_stats;
+-- noqa: enable=all
 drop index withdraw_orders_created_idx;
 drop function format_utc, format_minor;
 do $$

@@ -18,7 +18,7 @@ with open_orders as (
 )
 select status,
        currency,
-       (array['< 1 min', '1-10 min', '10-60 min', '1-24 h', '> 24 h'])[bucket] as age_bucket,
+       case bucket when 1 then '< 1 min' when 2 then '1-10 min' when 3 then '10-60 min' when 4 then '1-24 h' else '> 24 h' end as age_bucket,
        count(*) as orders,
        format_minor(sum(amount_minor), currency) as amount
   from open_orders

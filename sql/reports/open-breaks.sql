@@ -14,7 +14,7 @@ with open_breaks as (
    where b.resolved_at is null
 )
 select category,
-       (array['<1h', '1h-24h', '1d-7d', '>7d'])[bucket] as age_bucket,
+       case bucket when 1 then '<1h' when 2 then '1h-24h' when 3 then '1d-7d' else '>7d' end as age_bucket,
        count(*) as breaks,
        format_utc(min(first_seen_at)) as oldest_first_seen
   from open_breaks

@@ -56,6 +56,7 @@ export const NASTY_STRINGS: readonly string[] = [
   '\u007f',
   'a\nb',
   '<script>alert(1)</script>',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a template-injection probe, sent as text
   '${7*7}',
   '{{7*7}}',
   '../../etc/passwd',
@@ -165,7 +166,7 @@ export const badNumberText: fc.Arbitrary<string> = fc.oneof(
 );
 
 const deepArray = (n: number) => '['.repeat(n) + ']'.repeat(n);
-const deepObject = (n: number) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
+const deepObject = (n: number) => `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`;
 
 /** any hostile value, as raw JSON text (strings are escaped as JSON.stringify does: "\ud800", "\u0000") */
 export const hostileRaw: fc.Arbitrary<string> = fc.oneof(

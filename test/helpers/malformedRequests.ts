@@ -86,6 +86,7 @@ export const amount =
 // ---------------------------------------------------------------------------------------------
 // the body oracle: decoding as the server does (UTF-8, BOM dropped, lossless-json), then fields
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what this pattern looks for
 const NO_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** A NUL or an unpaired surrogate in a key or string: refused (PostgreSQL cannot store them). */

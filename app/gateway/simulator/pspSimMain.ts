@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { z } from 'zod';
 import { createPspSimulator, knobsFromEnv, type Knobs } from './pspSimulator.ts';
+import { processEnvironment } from '../../config.ts';
 
 /** The web process (app/config.ts) requires the same, so a secret one accepts the other does too. */
 const WEBHOOK_SECRET_LENGTH_MIN = 16;
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
   const logger = pino({ name: 'psp-sim' });
   let config: PspSimConfig;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(processEnvironment());
   } catch (error) {
     logger.fatal(`psp-sim: invalid configuration: ${(error as Error).message}`);
     process.exitCode = 1;

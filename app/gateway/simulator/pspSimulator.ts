@@ -10,7 +10,16 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { invalidRequest, parseJson, readBody, send, zodMessage } from './pspSimHttp.ts';
-import { createCallbackSender, type CallbackCounters, type CallbackEvent } from './pspSimCallbacks.ts';
+import { createCallbackSender } from './pspSimCallbacks.ts';
+import {
+  createPayoutBook,
+  PayoutRequestSchema,
+  publicPayout,
+  REPLY_INTERNAL_ERROR,
+  sameRequest,
+  type PayoutRequest,
+  type PspSimulatorStats,
+} from './pspSimPayouts.ts';
 import {
   KNOB_MS_MAX,
   KNOBS_DEFAULT,
@@ -18,11 +27,11 @@ import {
   decide,
   mergeKnobs,
   mulberry32,
-  type Decision,
   type Knobs,
   type KnobsPatch,
 } from './pspSimKnobs.ts';
 
+export type { PayoutStatus, PspSimulatorStats } from './pspSimPayouts.ts';
 // The knobs API is part of the simulator's public face.
 export {
   KNOB_MS_MAX,
@@ -84,31 +93,6 @@ const OptionsSchema = z.object({
   payoutsMax: z.number().int().min(1).max(50_000_000).default(5_000_000),
 });
 
-export type PayoutStatus = 'pending' | 'paid' | 'failed';
-
-type PayoutRecord = {
-  reference: string;
-  amount: string;
-  currency: string;
-  destination: string;
-  status: PayoutStatus;
-  failureCode?: string;
-  updatedAt: string;
-  /** The first answer, replayed verbatim to every repeat. */
-  replyStatus: number;
-  replyBody: string;
-};
-
-export type PspSimulatorStats = CallbackCounters & {
-  executed: Record<string, number>;
-  payouts: number;
-  accepted: number;
-  rejected: number;
-  errors: number;
-  hangs: number;
-  reversed: string[];
-};
-
 export type PspSimulator = {
   start(): Promise<{ url: string; port: number }>;
   stop(): Promise<void>;
@@ -118,49 +102,9 @@ export type PspSimulator = {
   stats(): PspSimulatorStats;
 };
 
-const PayoutRequestSchema = z.object({
-  reference: z.string().min(1).max(128),
-  amount: z
-    .string()
-    .regex(/^\d{1,20}(\.\d{1,8})?$/, 'must be a positive decimal string')
-    .refine((a) => /[1-9]/.test(a), 'must be positive'),
-  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO-4217 code'),
-  destination: z.string().min(1).max(256),
-});
-type PayoutRequest = z.infer<typeof PayoutRequestSchema>;
-
-const FAILED_AFTER_ACCEPT_CODE = 'beneficiary_bank_rejected';
-const REJECT_CODE = 'destination_account_closed';
-const REVERSED_CODE = 'payout_reversed';
-
-const REPLY_INTERNAL_ERROR = JSON.stringify({ error: { code: 'internal_error' } });
 const REPLY_MISMATCH = JSON.stringify({ error: { code: 'idempotency_mismatch' } });
 const REPLY_NOT_FOUND = JSON.stringify({ error: { code: 'not_found' } });
 const REPLY_CAPACITY = JSON.stringify({ error: { code: 'capacity_exceeded' } });
-const REPLY_REJECTED = JSON.stringify({ error: { code: 'payout_rejected', reason: REJECT_CODE }, definitive: true });
-
-function publicPayout(record: PayoutRecord): string {
-  const { reference, status, failureCode, amount, currency, destination, updatedAt } = record;
-  return JSON.stringify({
-    reference,
-    status,
-    ...(failureCode === undefined ? {} : { failureCode }),
-    amount,
-    currency,
-    destination,
-    updatedAt,
-  });
-}
-
-function callbackEvent(record: PayoutRecord): CallbackEvent {
-  if (record.status === 'pending') throw new Error(`psp-sim invariant broken: callback for pending ${record.reference}`);
-  const { reference, status, failureCode, updatedAt } = record;
-  return { reference, status, ...(failureCode === undefined ? {} : { failureCode }), occurredAt: updatedAt };
-}
-
-function sameRequest(record: PayoutRecord, request: PayoutRequest): boolean {
-  return record.amount === request.amount && record.currency === request.currency && record.destination === request.destination;
-}
 
 const noopLogger: SimulatorLogger = { info() {}, warn() {}, error() {} };
 
@@ -174,10 +118,6 @@ export function createPspSimulator(options: PspSimulatorOptions): PspSimulator {
   const seed = settings.seed ?? randomInt(0, 2 ** 32);
   const random = mulberry32(seed);
 
-  const payouts = new Map<string, PayoutRecord>();
-  const executed = new Map<string, number>();
-  const reversed: string[] = [];
-  const counters = { accepted: 0, rejected: 0, errors: 0, hangs: 0 };
   const timers = new Set<NodeJS.Timeout>();
   const heldResponses = new Set<ServerResponse>();
   let state: 'new' | 'started' | 'stopped' = 'new';
@@ -187,6 +127,7 @@ export function createPspSimulator(options: PspSimulatorOptions): PspSimulator {
     isStopped: () => state === 'stopped',
     warn: (obj, msg) => logger.warn(obj, msg),
   });
+  const book = createPayoutBook({ settleMs: settings.settleMs, later, callbacks });
 
   /** Every delayed action goes through here so stop() can cancel all of them. */
   function later(delayMs: number, action: () => void): void {
@@ -204,80 +145,17 @@ export function createPspSimulator(options: PspSimulatorOptions): PspSimulator {
     else later(latencyMs, () => send(res, status, body));
   }
 
-  function setStatus(record: PayoutRecord, status: PayoutStatus, failureCode?: string): void {
-    record.status = status;
-    if (failureCode === undefined) delete record.failureCode;
-    else record.failureCode = failureCode;
-    record.updatedAt = new Date().toISOString();
-  }
-
-  // --- payout lifecycle -------------------------------------------------------------------
-
-  function settle(record: PayoutRecord, decision: Decision): void {
-    setStatus(record, decision.outcome, decision.outcome === 'failed' ? FAILED_AFTER_ACCEPT_CODE : undefined);
-    callbacks.emit(callbackEvent(record), decision.outcomeCallback);
-    if (decision.reverse) later(decision.reverseDelayMs, () => reverse(record, decision));
-  }
-
-  function reverse(record: PayoutRecord, decision: Decision): void {
-    setStatus(record, 'failed', REVERSED_CODE);
-    reversed.push(record.reference);
-    callbacks.emit(callbackEvent(record), decision.reversalCallback);
-  }
-
-  function record(
-    request: PayoutRequest,
-    status: PayoutStatus,
-    replyStatus: number,
-    replyBody: string,
-    failureCode?: string,
-  ): PayoutRecord {
-    const entry: PayoutRecord = { ...request, status, updatedAt: new Date().toISOString(), replyStatus, replyBody };
-    if (failureCode !== undefined) entry.failureCode = failureCode;
-    payouts.set(request.reference, entry);
-    return entry;
-  }
-
-  /** The one place money moves. */
-  function execute(request: PayoutRequest, decision: Decision): PayoutRecord {
-    if (executed.has(request.reference)) {
-      throw new Error(`psp-sim invariant broken: payout ${request.reference} executed twice`);
-    }
-    const entry = record(request, 'pending', 202, JSON.stringify({ reference: request.reference, status: 'pending' }));
-    executed.set(request.reference, 1);
-    counters.accepted += 1;
-    later(settings.settleMs + decision.settleExtraMs, () => settle(entry, decision));
-    return entry;
-  }
-
-  /** A first request for `request.reference`: the knobs decide its fate. */
   function handleFirstRequest(res: ServerResponse, request: PayoutRequest): void {
-    const decision = decide(random, knobs);
-    switch (decision.kind) {
-      case 'hang':
-        counters.hangs += 1;
-        heldResponses.add(res);
-        res.on('close', () => heldResponses.delete(res));
-        return;
-      case 'error_executed':
-        execute(request, decision);
-        counters.errors += 1;
-        return answerPayout(res, 500, REPLY_INTERNAL_ERROR);
-      case 'error':
-        counters.errors += 1;
-        return answerPayout(res, 500, REPLY_INTERNAL_ERROR);
-      case 'reject':
-        counters.rejected += 1;
-        record(request, 'failed', 422, REPLY_REJECTED, REJECT_CODE);
-        return answerPayout(res, 422, REPLY_REJECTED);
-      case 'accept': {
-        const entry = execute(request, decision);
-        return answerPayout(res, entry.replyStatus, entry.replyBody);
-      }
+    const answer = book.firstRequest(request, decide(random, knobs));
+    if (answer === 'hang') {
+      heldResponses.add(res);
+      res.on('close', () => heldResponses.delete(res));
+      return;
     }
+    answerPayout(res, answer.status, answer.body);
   }
 
-  function handlePostPayout(req: IncomingMessage, res: ServerResponse, raw: string): void {
+  function handlePostPayout(req: IncomingMessage, res: ServerResponse, raw: string) {
     const json = parseJson(raw);
     if (!json.ok) return answerPayout(res, 400, invalidRequest('body is not valid JSON', true));
     const parsed = PayoutRequestSchema.safeParse(json.value);
@@ -286,25 +164,25 @@ export function createPspSimulator(options: PspSimulatorOptions): PspSimulator {
     if (req.headers['idempotency-key'] !== request.reference) {
       return answerPayout(res, 400, invalidRequest('Idempotency-Key header must equal reference', true));
     }
-    const existing = payouts.get(request.reference);
+    const existing = book.get(request.reference);
     if (existing !== undefined) {
       if (!sameRequest(existing, request)) return answerPayout(res, 409, REPLY_MISMATCH);
       return answerPayout(res, existing.replyStatus, existing.replyBody);
     }
-    if (payouts.size >= settings.payoutsMax) return answerPayout(res, 503, REPLY_CAPACITY);
+    if (book.size() >= settings.payoutsMax) return answerPayout(res, 503, REPLY_CAPACITY);
     handleFirstRequest(res, request);
   }
 
   // --- other routes -----------------------------------------------------------------------
 
-  function handleGetPayout(res: ServerResponse, encodedReference: string): void {
+  function handleGetPayout(res: ServerResponse, encodedReference: string) {
     let reference: string;
     try {
       reference = decodeURIComponent(encodedReference);
     } catch {
       return send(res, 400, invalidRequest('reference is not valid percent-encoding', true));
     }
-    const entry = payouts.get(reference);
+    const entry = book.get(reference);
     if (entry === undefined) return send(res, 404, REPLY_NOT_FOUND);
     send(res, 200, publicPayout(entry));
   }
@@ -316,7 +194,7 @@ export function createPspSimulator(options: PspSimulatorOptions): PspSimulator {
     return { ...knobs };
   }
 
-  function handlePostControl(res: ServerResponse, raw: string): void {
+  function handlePostControl(res: ServerResponse, raw: string) {
     const json = parseJson(raw);
     if (!json.ok) return send(res, 400, invalidRequest('body is not valid JSON', false));
     const parsed = KnobsPatchSchema.safeParse(json.value);
@@ -325,10 +203,10 @@ export function createPspSimulator(options: PspSimulatorOptions): PspSimulator {
   }
 
   function stats(): PspSimulatorStats {
-    return { executed: Object.fromEntries(executed), payouts: payouts.size, ...counters, ...callbacks.counters(), reversed: [...reversed] };
+    return { ...book.stats(), ...callbacks.counters() };
   }
 
-  function route(req: IncomingMessage, res: ServerResponse): void {
+  function route(req: IncomingMessage, res: ServerResponse) {
     const url = req.url ?? '/';
     const queryStart = url.indexOf('?');
     const path = queryStart === -1 ? url : url.slice(0, queryStart);
