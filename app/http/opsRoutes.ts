@@ -4,22 +4,33 @@ import type { Request, Response, Router } from 'express';
 import express from 'express';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { expectedMigrations } from '../db/migrate.ts';
+import { expectedMigrations, functionFiles } from '../db/migrate.ts';
 import type { Databases } from '../db/pools.ts';
 import { okEnvelope } from './apiErrors.ts';
 import type { Metrics } from './metrics.ts';
 
 const READY_TIMEOUT_MS = 2_000;
 
-async function migrationsCurrent(db: Databases['balance'], expected: readonly string[]): Promise<boolean> {
-  const applied = await db.anyFirst(sql.type(z.object({ name: z.string() }))`select name from schema_migrations`);
-  const set = new Set(applied);
-  return expected.every((name) => set.has(name));
+type Expected = Readonly<{ migrations: readonly string[]; functions: ReadonlyMap<string, string> }>;
+
+/** Every shipped migration applied, and every function file applied in the text this build ships. */
+async function schemaCurrent(db: Databases['balance'], expected: Expected): Promise<'ok' | 'migrations pending' | 'functions stale'> {
+  const applied = new Set(await db.anyFirst(sql.type(z.object({ name: z.string() }))`select name from schema_migrations`));
+  if (!expected.migrations.every((name) => applied.has(name))) return 'migrations pending';
+  const functions = await db.any(sql.type(z.object({ file: z.string(), sha256: z.string() }))`select file, sha256 from schema_functions`);
+  const live = new Map(functions.map((f) => [f.file, f.sha256]));
+  for (const [file, sha256] of expected.functions) if (live.get(file) !== sha256) return 'functions stale';
+  return 'ok';
 }
+
+const expectedSchema = (set: 'balance' | 'ledger'): Expected => ({
+  migrations: expectedMigrations(set),
+  functions: new Map(functionFiles(set).map((f) => [f.file, f.sha256])),
+});
 
 export function opsRoutes(deps: { databases: Databases; metrics: Metrics; openApiDocument: () => unknown }): Router {
   const router = express.Router();
-  const expected = { balance: expectedMigrations('balance'), ledger: expectedMigrations('ledger') };
+  const expected = { balance: expectedSchema('balance'), ledger: expectedSchema('ledger') };
   let document: unknown;
 
   router.get('/healthz', (_req: Request, res: Response) => {
@@ -29,8 +40,7 @@ export function opsRoutes(deps: { databases: Databases; metrics: Metrics; openAp
   router.get('/readyz', async (_req: Request, res: Response) => {
     const check = async (name: 'balance' | 'ledger') => {
       try {
-        const current = await withTimeout(migrationsCurrent(deps.databases[name], expected[name]), READY_TIMEOUT_MS);
-        return current ? 'ok' : 'migrations pending';
+        return await withTimeout(schemaCurrent(deps.databases[name], expected[name]), READY_TIMEOUT_MS);
       } catch (error) {
         return `unreachable: ${(error as Error).message}`;
       }

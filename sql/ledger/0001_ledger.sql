@@ -48,51 +48,6 @@ create table entries (
 );
 create index entries_journal_idx on entries (journal_id);
 
--- Append-only, enforced here and not only in code: UPDATE, DELETE and TRUNCATE fail.
-create function ledger_refuse_change() returns trigger language plpgsql as $$
-begin
-  raise exception 'ledger table % is append-only: % refused', tg_table_name, tg_op
-    using errcode = 'insufficient_privilege', hint = 'corrections are new entries, never edits';
-end $$;
-create trigger entries_append_only before update or delete on entries
-  for each row execute function ledger_refuse_change();
-create trigger entries_no_truncate before truncate on entries
-  for each statement execute function ledger_refuse_change();
-create trigger journal_transactions_append_only before update or delete on journal_transactions
-  for each row execute function ledger_refuse_change();
-create trigger journal_transactions_no_truncate before truncate on journal_transactions
-  for each statement execute function ledger_refuse_change();
-
--- I4: every journal transaction balances (per currency) and has at least two entries. Checked at
--- commit, once the whole transaction is written.
-create function journal_must_balance() returns trigger language plpgsql as $$
-declare
-  v_journal_id bigint;
-  v_count bigint;
-  v_unbalanced text;
-begin
-  -- a record's fields are resolved per statement, so each branch only names its own table's field
-  if tg_table_name = 'entries' then
-    v_journal_id := new.journal_id;
-  else
-    v_journal_id := new.id;
-  end if;
-  select count(*) into v_count from entries e where e.journal_id = v_journal_id;
-  select string_agg(currency || ' ' || total, ', ') into v_unbalanced
-    from (select e.currency, sum(e.amount_minor) as total from entries e
-           where e.journal_id = v_journal_id group by e.currency having sum(e.amount_minor) <> 0) s;
-  if v_count < 2 or v_unbalanced is not null then
-    raise exception 'journal transaction % does not balance (% entries; off by %)',
-      v_journal_id, v_count, coalesce(v_unbalanced, '0')
-      using errcode = 'check_violation', constraint = 'journal_transactions_balanced';
-  end if;
-  return null;
-end $$;
-create constraint trigger journal_transactions_balanced after insert on journal_transactions
-  deferrable initially deferred for each row execute function journal_must_balance();
-create constraint trigger entries_balanced after insert on entries
-  deferrable initially deferred for each row execute function journal_must_balance();
-
 create table outbox (
   id bigint generated always as identity primary key,
   topic text not null,
@@ -103,19 +58,3 @@ create table outbox (
 );
 create index outbox_unrelayed_idx on outbox (id) where relayed_at is null;
 create index outbox_relayed_idx on outbox (relayed_at) where relayed_at is not null;
-
--- Only the first unrelayed row notifies (see the Balance DB's outbox_notify for why).
-create function outbox_notify() returns trigger language plpgsql as $$
-begin
-  if not exists (select 1 from outbox o
-                  where o.relayed_at is null and o.id < (select min(n.id) from outbox_new_rows n)) then
-    perform pg_notify('ledger_outbox', '');
-  end if;
-  return null;
-end $$;
-create trigger outbox_notify after insert on outbox referencing new table as outbox_new_rows
-  for each statement execute function outbox_notify();
-
--- Down Migration
-drop table outbox, entries, journal_transactions, ledger_accounts cascade;
-drop function outbox_notify, journal_must_balance, ledger_refuse_change;

@@ -1,7 +1,6 @@
 -- Up Migration
--- Finance reports (sql/reports/, `npm run report`): the read-only role they run as, the two
--- formatting helpers (the same as in the Balance DB's 0004_reporter_role) and the index that keeps
--- trial-balance fast.
+-- Finance reports (sql/reports/, `npm run report`): the read-only role they run as and the index
+-- that keeps trial-balance fast (their formatting helpers are format_minor and format_utc).
 
 -- withdraw_reporter: NOLOGIN, SELECT only. Roles are cluster-wide, so on a shared server the Balance
 -- DB's migration has usually created it already; here it is created only if missing. A user that
@@ -43,50 +42,7 @@ begin
   end if;
 end $$;
 
--- Minor units (an exact integer: a bigint or a sum of bigints) as a decimal string with exactly the
--- currency's decimals, like formatMinor in app/money/money.ts: 12312 USD → '123.12', -5 → '-0.05'.
--- Text arithmetic on the integer's digits, never a float. The exponents mirror CURRENCY_EXPONENTS.
-create function format_minor(p_amount_minor numeric, p_currency text) returns text
-language plpgsql immutable strict parallel safe as $$
-declare
-  v_exponent int := case p_currency when 'USD' then 2 when 'EUR' then 2 when 'GBP' then 2 when 'JPY' then 0 end;
-  v_digits text;
-begin
-  if v_exponent is null then
-    raise exception 'format_minor: unknown currency %', p_currency using errcode = 'invalid_parameter_value';
-  end if;
-  if p_amount_minor <> trunc(p_amount_minor) then
-    raise exception 'format_minor: % is not a whole number of minor units', p_amount_minor
-      using errcode = 'invalid_parameter_value';
-  end if;
-  v_digits := trunc(abs(p_amount_minor))::text;
-  -- lpad truncates a longer string, so never ask for fewer characters than there are
-  v_digits := lpad(v_digits, greatest(length(v_digits), v_exponent + 1), '0');
-  return case when p_amount_minor < 0 then '-' else '' end
-      || case when v_exponent = 0 then v_digits
-              else left(v_digits, -v_exponent) || '.' || right(v_digits, v_exponent) end;
-end $$;
-
--- An instant as ISO 8601 in UTC with milliseconds, the form of JavaScript's toISOString().
-create function format_utc(p_at timestamptz) returns text
-language sql stable strict parallel safe as $$
-  select to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
-$$;
-
 -- trial-balance sums every entry posted before :to per account: with this index the scan is
 -- index-only over about a quarter of the table's bytes (entries carry two hashes), and an as-of
 -- :to in the past reads only the entries before it. Postings are asynchronous, off the hot path.
 create index entries_created_idx on entries (created_at) include (ledger_account_id, amount_minor);
-
--- Down Migration
-drop index entries_created_idx;
-drop function format_utc, format_minor;
-do $$
-begin
-  -- the role itself stays: it is cluster-wide and the Balance DB (or a DBA) may still use it
-  if exists (select 1 from pg_roles where rolname = 'withdraw_reporter') then
-    alter default privileges in schema public revoke select on tables from withdraw_reporter;
-    revoke select on all tables in schema public from withdraw_reporter;
-    revoke usage on schema public from withdraw_reporter;
-  end if;
-end $$;

@@ -60,21 +60,4 @@ begin
   execute format('grant usage on sequence %s, %s, %s, %s to withdraw_ledger_writer',
     pg_get_serial_sequence('ledger_accounts', 'id'), pg_get_serial_sequence('journal_transactions', 'id'),
     pg_get_serial_sequence('entries', 'id'), pg_get_serial_sequence('outbox', 'id'));
-  grant execute on function ledger_post, ledger_post_journal, ledger_append_entry, ledger_entry_hash, ledger_epoch_us
-    to withdraw_ledger_writer;
-end $$;
-
--- Down Migration
--- The role itself stays: it belongs to the cluster, and other databases may use it.
-do $$
-begin
-  if exists (select 1 from pg_roles where rolname = 'withdraw_ledger_writer') then
-    revoke execute on function ledger_post, ledger_post_journal, ledger_append_entry, ledger_entry_hash, ledger_epoch_us
-      from withdraw_ledger_writer;
-    execute format('revoke usage on sequence %s, %s, %s, %s from withdraw_ledger_writer',
-      pg_get_serial_sequence('ledger_accounts', 'id'), pg_get_serial_sequence('journal_transactions', 'id'),
-      pg_get_serial_sequence('entries', 'id'), pg_get_serial_sequence('outbox', 'id'));
-    revoke all on entries, journal_transactions, ledger_accounts, outbox, schema_migrations from withdraw_ledger_writer;
-    revoke usage on schema public from withdraw_ledger_writer;
-  end if;
 end $$;
