@@ -18,6 +18,7 @@ import { createStatusWaiter } from './withdraw/statusWaiter.ts';
 import { gatewayRoutes } from './gateway/gatewayRoutes.ts';
 import { dashboardRoutes } from './admin/dashboardRoutes.ts';
 import { reviewRoutes } from './admin/reviewRoutes.ts';
+import { createManualReview } from './admin/manualReview.ts';
 import { registerOperationalMetrics } from './admin/operationalMetrics.ts';
 import { createPspHttpAdapter } from './gateway/pspHttpAdapter.ts';
 
@@ -73,7 +74,7 @@ export async function startWebProcess(deps: {
       accountRoutes({ auth, db: databases.balance, accounts }),
       gatewayRoutes({ auth, balance: databases.balance, webhookSecrets: config.psp.webhookSecrets }),
       dashboardRoutes({ auth, databases }),
-      reviewRoutes({ auth, db: databases.balance, accounts, psp }),
+      reviewRoutes({ auth, db: databases.balance, accounts, review: createManualReview({ db: databases.balance, psp }) }),
     ],
   });
   const server = await new Promise<Server>((resolve, reject) => {

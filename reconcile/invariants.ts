@@ -8,6 +8,7 @@
 // and wallet + its open holds equals the account's balance.
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
+import { OPEN_STATUSES } from '../app/withdraw/withdrawStateMachine.ts';
 
 export type InvariantViolation = Readonly<{
   invariant: 'I1' | 'I2' | 'I3' | 'I4' | 'I5';
@@ -33,7 +34,7 @@ export async function balanceInvariants(balance: DatabasePool): Promise<Invarian
     select a.id as "accountId", a.currency, a.balance_minor as "balanceMinor", a.available_minor as "availableMinor",
            a.reserved_minor as "reservedMinor",
            coalesce((select sum(o.amount_minor) from withdraw_orders o
-                      where o.account_id = a.id and o.status in ('init', 'processing', 'manual')), 0)::bigint as "openOrdersMinor",
+                      where o.account_id = a.id and o.status = any(${sql.array([...OPEN_STATUSES], 'text')})), 0)::bigint as "openOrdersMinor",
            coalesce((select sum(r.amount_minor) from reservations r
                       where r.account_id = a.id and r.status = 'held'), 0)::bigint as "heldReservationsMinor",
            coalesce((select sum(c.amount_minor) from credits c where c.account_id = a.id), 0)::bigint as "creditsMinor",

@@ -5,6 +5,7 @@
 // owns that it no longer observes on the subjects it checked are resolved. A run records itself.
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
+import { OPEN_STATUSES } from '../app/withdraw/withdrawStateMachine.ts';
 import type { Config } from '../app/config.ts';
 import type { Databases } from '../app/db/pools.ts';
 import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
@@ -103,7 +104,7 @@ async function balanceSide(balance: DatabasePool, window: Window) {
       select a.id as "accountId", a.currency, a.updated_at as "updatedAt", a.balance_minor as "balanceMinor",
              a.available_minor as "availableMinor", a.reserved_minor as "reservedMinor",
              coalesce((select sum(o.amount_minor) from withdraw_orders o
-                        where o.account_id = a.id and o.status in ('init', 'processing', 'manual')), 0)::bigint as "openOrdersMinor",
+                        where o.account_id = a.id and o.status = any(${sql.array([...OPEN_STATUSES], 'text')})), 0)::bigint as "openOrdersMinor",
              coalesce((select sum(r.amount_minor) from reservations r where r.account_id = a.id and r.status = 'held'), 0)::bigint as "heldMinor",
              coalesce((select sum(c.amount_minor) from credits c where c.account_id = a.id), 0)::bigint as "creditsMinor",
              coalesce((select sum(o.amount_minor) from withdraw_orders o

@@ -5,21 +5,22 @@
 // - processing for longer than PROCESSING_STALE_MS: ask the provider; a definitive answer is
 //   applied exactly as a callback would be (through the inbox); after PROCESSING_QUERY_ATTEMPTS_MAX
 //   answers that say nothing, the order goes to manual with the evidence.
-import { sql, type DatabasePool } from 'slonik';
+import { sql } from 'slonik';
 import { z } from 'zod';
 import type { Config } from '../app/config.ts';
 import type { Databases } from '../app/db/pools.ts';
-import { insertInbox } from '../app/gateway/gatewayQueries.ts';
-import type { PayoutLookup, PspAdapter } from '../app/gateway/pspAdapter.ts';
+import { recordStatusQuery, type StatusQueryOutcome } from '../app/gateway/gatewayQueries.ts';
+import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
 import { postLedgerEvents, type RelayedEvent } from '../app/ledger/ledgerPosting.ts';
 import type { Logger } from '../app/logger.ts';
+import { CURRENCIES } from '../app/money/money.ts';
 import { enqueueGatewaySubmits } from '../app/outbox/relays.ts';
 
 const StaleInitRow = z.object({
   transactionId: z.string(),
   accountId: z.string(),
   amountMinor: z.bigint(),
-  currency: z.string(),
+  currency: z.enum(CURRENCIES),
 });
 
 /** Resumes stale init orders; returns how many were resumed. */
@@ -58,14 +59,9 @@ export async function resumeStaleInit(deps: { databases: Databases; config: Conf
   return stale.length;
 }
 
-const StaleProcessingRow = z.object({
-  transactionId: z.string(),
-  status: z.enum(['processing', 'manual']),
-  unknownQueries: z.number(),
-  pendingQueries: z.number(),
-});
+const StaleProcessingRow = z.object({ transactionId: z.string(), status: z.enum(['processing', 'manual']) });
 
-export type ProcessingRecovery = { queried: number; applied: number; pending: number; manual: number; unknown: number };
+export type ProcessingRecovery = Record<'queried' | StatusQueryOutcome, number>;
 
 /** Asks the provider about stale processing orders and acts on the answers. */
 export async function queryStaleProcessing(deps: {
@@ -79,71 +75,33 @@ export async function queryStaleProcessing(deps: {
   const r = deps.config.recovery;
   // manual orders are asked too: when the provider knows the outcome, no human needs to decide
   const stale = await balance.any(sql.type(StaleProcessingRow)`
-    select o.transaction_id as "transactionId", o.status,
-           (select count(*) from gateway_status_queries q
-             where q.transaction_id = o.transaction_id and q.result in ('not_found', 'unknown'))::int as "unknownQueries",
-           (select count(*) from gateway_status_queries q
-             where q.transaction_id = o.transaction_id and q.result = 'pending')::int as "pendingQueries"
+    select o.transaction_id as "transactionId", o.status
       from withdraw_orders o
      where o.status in ('processing', 'manual') and o.updated_at < now() - make_interval(secs => ${r.processingStaleMs / 1000})
        and not exists (select 1 from gateway_status_queries q
                         where q.transaction_id = o.transaction_id
                           and q.created_at > now() - make_interval(secs => ${r.processingQueryIntervalMs / 1000}))
      order by o.updated_at limit ${r.batchSizeMax}`);
-  const summary: ProcessingRecovery = { queried: 0, applied: 0, pending: 0, manual: 0, unknown: 0 };
+  const summary: ProcessingRecovery = { queried: 0, answered: 0, pending: 0, manual: 0, unknown: 0 };
   let next = 0;
   const work = async () => {
     while (next < stale.length) {
       const order = stale[next++]!;
       const lookup = await deps.psp.getPayout(order.transactionId);
       summary.queried += 1;
-      const outcome = await applyLookup(balance, order, lookup, r);
-      summary[outcome] += 1;
+      // what the answer means (apply it, keep waiting, or hand the order to a human) is decided in
+      // SQL, in the same transaction that records it: sql/balance/functions/gateway_record_status_query.sql
+      const recorded = await recordStatusQuery(balance, {
+        transactionId: order.transactionId,
+        lookup,
+        unknownMax: r.processingQueryAttemptsMax,
+        pendingMax: r.processingPendingQueriesMax,
+      });
+      summary[recorded.outcome] += 1;
     }
   };
   await Promise.all(Array.from({ length: Math.min(r.concurrency, stale.length) }, work));
-  if (summary.applied > 0) deps.onApplied?.();
+  if (summary.answered > 0) deps.onApplied?.();
   if (summary.queried > 0) deps.logger.info(summary, 'queried the provider about stale processing withdrawals');
   return summary;
-}
-
-async function applyLookup(
-  balance: DatabasePool,
-  order: z.infer<typeof StaleProcessingRow>,
-  lookup: PayoutLookup,
-  settings: Config['recovery'],
-): Promise<keyof ProcessingRecovery> {
-  const { transactionId } = order;
-  const result = lookup.kind === 'found' ? lookup.status : lookup.kind;
-  const detail = lookup.kind === 'found' ? lookup.detail : lookup.kind === 'unknown' ? { reason: lookup.reason } : {};
-  await balance.query(sql.unsafe`
-    insert into gateway_status_queries (transaction_id, result, detail)
-    values (${transactionId}, ${result}, ${sql.jsonb(detail as Parameters<typeof sql.jsonb>[0])})`);
-  if (lookup.kind === 'found' && (lookup.status === 'paid' || lookup.status === 'failed')) {
-    // applied exactly as a callback: one path, one set of rules (sql/balance/0003 gateway_apply_callback)
-    await insertInbox(balance, {
-      eventId: `status-query:${transactionId}:${lookup.status}`,
-      reference: transactionId,
-      status: lookup.status,
-      failureCode: lookup.failureCode,
-      occurredAt: new Date().toISOString(),
-      payload: { source: 'status_query', detail },
-      signedAtSec: Math.floor(Date.now() / 1000),
-    });
-    return 'applied';
-  }
-  // already manual: a human decides; the query is on record as evidence
-  if (order.status === 'manual') return lookup.kind === 'found' ? 'pending' : 'unknown';
-  const stillPending = lookup.kind === 'found';
-  if (stillPending && order.pendingQueries + 1 < settings.processingPendingQueriesMax) return 'pending';
-  if (!stillPending && order.unknownQueries + 1 < settings.processingQueryAttemptsMax) return 'unknown';
-  const why = stillPending
-    ? `the provider still reports the payout pending after ${order.pendingQueries + 1} status queries`
-    : `the provider could not confirm the payout after ${order.unknownQueries + 1} status queries`;
-  await balance.query(sql.unsafe`
-    select * from withdraw_transition(${transactionId}, array['processing'], 'manual', 'reconciler', 'recovery__stale_processing',
-      ${why},
-      (select jsonb_build_object('statusQueries', jsonb_agg(jsonb_build_object('result', q.result, 'detail', q.detail, 'at', q.created_at) order by q.id))
-         from gateway_status_queries q where q.transaction_id = ${transactionId}))`);
-  return 'manual';
 }

@@ -60,7 +60,7 @@ const Instant = z.string().refine((text) => IsoInstant.safeParse(text).success |
 const PARAM_SCHEMAS: Record<ReportParamName, z.ZodType<string>> = {
   from: Instant,
   to: Instant,
-  currency: z.enum(CURRENCIES as [string, ...string[]], {
+  currency: z.enum(CURRENCIES, {
     errorMap: () => ({ message: `must be one of ${CURRENCIES.join(', ')}` }),
   }),
   account: z.string().uuid({ message: 'must be an account id (a UUID)' }),

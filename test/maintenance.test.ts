@@ -52,7 +52,7 @@ test('when a settle does not match its hold, then the ledger refuses the whole b
     outboxId,
     topic,
     transactionId,
-    payload: { transactionId, accountId, amountMinor, currency: 'USD' },
+    payload: { transactionId, accountId, amountMinor, currency: 'USD' as const },
   });
   await postLedgerEvents(system.db.databases.ledger, [event(1, 'withdraw.created', '500')]);
   const error = await t.throwsAsync(postLedgerEvents(system.db.databases.ledger, [event(2, 'withdraw.success', '400')]));

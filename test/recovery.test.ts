@@ -191,7 +191,7 @@ test.serial(
     await waitUntilStale(balance, ids(all), config.recovery.processingStaleMs);
 
     const summary = await processing(psp);
-    t.deepEqual(summary, { queried: 6, applied: 6, pending: 0, manual: 0, unknown: 0 });
+    t.deepEqual(summary, { queried: 6, answered: 6, pending: 0, manual: 0, unknown: 0 });
     const statuses = await system.waitForOrders(ids(all), ['success', 'failed', 'manual']);
     t.deepEqual(
       ids(paid.orders).map((id) => statuses.get(id)),
@@ -236,7 +236,7 @@ test.serial(
     const executed = system.sim!.stats().executed;
     for (const order of all) t.is(executed[order.transactionId], 1);
 
-    t.deepEqual(await processing(psp), { queried: 0, applied: 0, pending: 0, manual: 0, unknown: 0 }, 'nothing left in processing');
+    t.deepEqual(await processing(psp), { queried: 0, answered: 0, pending: 0, manual: 0, unknown: 0 }, 'nothing left in processing');
     t.is((await statusQueries(txs(all))).length, 6);
   },
 );
@@ -250,7 +250,7 @@ test.serial(
     await system.waitForOrders(ids(orders), ['processing']);
     await waitUntilStale(balance, ids(orders), config.recovery.processingStaleMs);
 
-    const totals: ProcessingRecovery = { queried: 0, applied: 0, pending: 0, manual: 0, unknown: 0 };
+    const totals: ProcessingRecovery = { queried: 0, answered: 0, pending: 0, manual: 0, unknown: 0 };
     const add = (s: ProcessingRecovery) => {
       for (const k of Object.keys(totals) as (keyof ProcessingRecovery)[]) totals[k] += s[k];
     };
@@ -262,7 +262,7 @@ test.serial(
       await new Promise((resolve) => setTimeout(resolve, config.recovery.processingQueryIntervalMs + 50));
       add(await processing(deadPsp));
     }
-    t.deepEqual(totals, { queried: 2 * QUERY_ATTEMPTS_MAX, applied: 0, pending: 0, manual: 2, unknown: 2 * (QUERY_ATTEMPTS_MAX - 1) });
+    t.deepEqual(totals, { queried: 2 * QUERY_ATTEMPTS_MAX, answered: 0, pending: 0, manual: 2, unknown: 2 * (QUERY_ATTEMPTS_MAX - 1) });
     const rows = await ordersById(balance, ids(orders));
     t.deepEqual(
       ids(orders).map((id) => rows.get(id)?.status),
@@ -473,7 +473,7 @@ test.serial(
     // let them finish, so the file ends with nothing in processing
     await waitUntilStale(balance, ids(orders), config.recovery.processingStaleMs);
     // (manual orders of earlier tests the provider has an answer for are applied too)
-    t.true((await processing(psp)).applied >= 2);
+    t.true((await processing(psp)).answered >= 2);
     await system.waitForOrders(ids(orders), ['success']);
     await checkSettled(t);
   },

@@ -5,6 +5,7 @@ import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import type { Databases } from '../db/pools.ts';
 import { outboxLag } from '../outbox/relays.ts';
+import { OPEN_STATUSES } from '../withdraw/withdrawStateMachine.ts';
 
 export const JOB_STATES = ['queued', 'running', 'retrying', 'failed'] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -32,7 +33,7 @@ export async function overview(databases: Databases) {
         from graphile_worker.jobs group by task_identifier order by task_identifier`),
     db.any(sql.type(CountRow)`
       select status as key, count(*)::int as count from withdraw_orders
-       where status in ('init', 'processing', 'manual') group by status`),
+       where status = any(${sql.array([...OPEN_STATUSES], 'text')}) group by status`),
     db.any(sql.type(CountRow)`
       select category as key, count(*)::int as count from reconciliation_breaks where resolved_at is null group by category`),
     db.one(sql.type(z.object({ pending: z.number(), oldestAgeSeconds: z.number().nullable() }))`

@@ -3,6 +3,7 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { Databases } from '../db/pools.ts';
 import { overview } from './dashboardQueries.ts';
+import { OPEN_STATUSES } from '../withdraw/withdrawStateMachine.ts';
 import { openBreaksByAge } from '../../reconcile/breakQueries.ts';
 
 const SNAPSHOT_TTL_MS = 1_000;
@@ -60,7 +61,7 @@ export function registerOperationalMetrics(registry: Registry, databases: Databa
     registers: [registry],
     async collect() {
       const open = (await current()).openOrders;
-      for (const status of ['init', 'processing', 'manual']) this.set({ status }, open[status] ?? 0);
+      for (const status of OPEN_STATUSES) this.set({ status }, open[status] ?? 0);
     },
   });
   new Gauge({

@@ -1,9 +1,10 @@
-// Manual review and operator actions: list orders with their evidence, resolve manual orders,
-// resolve reconciliation breaks, set withdraw limits. Every action is written to the audit trail
-// in the same transaction as the action, with the operator's identity.
+// Operator actions over HTTP: manual review (list orders with their evidence, resolve manual orders,
+// through app/admin/manualReview.ts), resolve reconciliation breaks, set withdraw limits. Routes
+// parse, call and reply; every action is written to the audit trail in the same transaction as the
+// action, with the operator's identity.
 import type { Request, Response, Router } from 'express';
 import express from 'express';
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { sql, type DatabasePool } from 'slonik';
 import { z as zod } from 'zod';
 import { ApiError, okEnvelope } from '../http/apiErrors.ts';
 import type { Auth } from '../http/auth.ts';
@@ -12,10 +13,10 @@ import { decimalInput, describeZodError, z } from '../http/zod.ts';
 import { CURRENCIES, describeAmountFailure, formatMinor, isCurrency, parseAmount, type Currency } from '../money/money.ts';
 import { WITHDRAW_STATUSES } from '../withdraw/withdrawStateMachine.ts';
 import { orderView } from '../withdraw/withdrawService.ts';
-import { orderColumns, OrderRow } from '../withdraw/withdrawQueries.ts';
 import type { AccountDirectory } from '../balance/accountDirectory.ts';
 import { recordAudit } from './auditLog.ts';
-import type { PspAdapter } from '../gateway/pspAdapter.ts';
+import type { ManualReview } from './manualReview.ts';
+import type { OrderWithEvidence } from './manualReviewQueries.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LIST_LIMIT_MAX = 500;
@@ -49,42 +50,8 @@ function operatorOf(req: Request): string {
   return req.principal?.kind === 'admin' ? req.principal.operator : 'unknown';
 }
 
-const EvidenceRow = OrderRow.extend({ evidence: zod.unknown() });
-
-async function ordersWithEvidence(db: CommonQueryMethods, where: ReturnType<typeof sql.fragment>, limit: number) {
-  const rows = await db.any(sql.type(EvidenceRow)`
-    select ${orderColumns},
-           jsonb_build_object(
-             'history', (select jsonb_agg(jsonb_build_object('from', h.from_status, 'to', h.to_status, 'actor', h.actor,
-                          'actorId', h.actor_id, 'reason', h.reason, 'evidence', h.evidence, 'at', h.created_at) order by h.id)
-                           from withdraw_status_history h where h.order_id = o.id),
-             'submitAttempts', (select jsonb_agg(jsonb_build_object('result', a.result, 'httpStatus', a.http_status,
-                          'detail', a.detail, 'durationMs', a.duration_ms, 'at', a.created_at) order by a.id)
-                           from gateway_submit_attempts a where a.transaction_id = o.transaction_id),
-             'statusQueries', (select jsonb_agg(jsonb_build_object('result', q.result, 'detail', q.detail, 'at', q.created_at) order by q.id)
-                           from gateway_status_queries q where q.transaction_id = o.transaction_id),
-             'callbacks', (select jsonb_agg(jsonb_build_object('eventId', i.event_id, 'status', i.status, 'failureCode', i.failure_code,
-                          'outcome', i.outcome, 'receivedAt', i.received_at) order by i.id)
-                           from gateway_inbox i where i.reference = o.transaction_id::text)
-           ) as evidence
-      from withdraw_orders o where ${where} order by o.updated_at limit ${limit}`);
-  return rows.map((row) => ({ ...orderView(row), userId: row.userId, evidence: row.evidence }));
-}
-
-type ProviderVerdict = { status: 'pending' | 'paid' | 'failed' | 'not_found' | 'unknown'; reason: string; detail: Record<string, unknown> };
-
-async function providerVerdict(psp: PspAdapter | null, transactionId: string): Promise<ProviderVerdict> {
-  if (!psp) return { status: 'unknown', reason: 'no payout provider configured (PSP_BASE_URL)', detail: {} };
-  const lookup = await psp.getPayout(transactionId);
-  if (lookup.kind === 'found') return { status: lookup.status, reason: lookup.status, detail: lookup.detail };
-  if (lookup.kind === 'not_found') return { status: 'not_found', reason: 'not found', detail: {} };
-  return { status: 'unknown', reason: lookup.reason, detail: { reason: lookup.reason } };
-}
-
-async function recordStatusQuery(db: CommonQueryMethods, transactionId: string, verdict: ProviderVerdict): Promise<void> {
-  await db.query(sql.unsafe`
-    insert into gateway_status_queries (transaction_id, result, detail)
-    values (${transactionId}, ${verdict.status}, ${sql.jsonb({ ...verdict.detail, askedBy: 'resolve' } as Parameters<typeof sql.jsonb>[0])})`);
+function reviewView(order: OrderWithEvidence) {
+  return { ...orderView(order), userId: order.userId, evidence: order.evidence };
 }
 
 function orderIdParam(req: Request): string {
@@ -101,90 +68,61 @@ function limitMinor(value: string | null | undefined, currency: Currency, field:
 }
 
 const LimitsRow = zod.object({ orderMax: zod.bigint().nullable(), dailyMax: zod.bigint().nullable() });
-const TransitionRow = zod.object({ outcome: zod.string(), status: zod.string().nullable(), previousStatus: zod.string().nullable() });
 
-export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: AccountDirectory; psp: PspAdapter | null }): Router {
+export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: AccountDirectory; review: ManualReview }): Router {
   const router = express.Router();
   const admin = deps.auth.require('admin');
 
   router.get('/admin/withdraws', admin, async (req: Request, res: Response) => {
     const query = parse(ListQuery, req.query);
-    const orders = await ordersWithEvidence(deps.db, sql.fragment`o.status = ${query.status}`, query.limit);
+    const orders = (await deps.review.list(query.status, query.limit)).map(reviewView);
     res.status(200).json(okEnvelope('ok', { orders }));
   });
 
   router.get('/admin/withdraws/:withdrawOrderId', admin, async (req: Request, res: Response) => {
-    const [order] = await ordersWithEvidence(deps.db, sql.fragment`o.id = ${orderIdParam(req)}`, 1);
+    const order = await deps.review.get(orderIdParam(req));
     if (!order) throw new ApiError('not_found', 'no such withdraw order');
-    res.status(200).json(okEnvelope('ok', order));
+    res.status(200).json(okEnvelope('ok', reviewView(order)));
   });
 
   router.post('/admin/withdraws/:withdrawOrderId/resolve', admin, async (req: Request, res: Response) => {
     const orderId = orderIdParam(req);
     const body = parse(ResolveSchema, readBody(req));
     const operator = operatorOf(req);
-    const order = await deps.db.maybeOne(sql.type(zod.object({ transactionId: zod.string(), status: zod.string() }))`
-      select transaction_id as "transactionId", status from withdraw_orders where id = ${orderId}`);
-    if (!order) throw new ApiError('not_found', 'no such withdraw order');
-    // Releasing money the provider may have paid out is the one way to pay twice: ask it first.
-    const provider = order.status === 'manual' ? await providerVerdict(deps.psp, order.transactionId) : null;
-    if (provider && body.outcome === 'failed' && !body.override && provider.status !== 'not_found' && provider.status !== 'failed') {
-      await recordStatusQuery(deps.db, order.transactionId, provider);
-      if (provider.status === 'unknown') {
+    const result = await deps.review.resolve({
+      orderId,
+      outcome: body.outcome,
+      reason: body.reason,
+      override: body.override ?? false,
+      operator,
+      requestId: String(req.id),
+    });
+    if (result.kind === 'not_found') throw new ApiError('not_found', 'no such withdraw order');
+    res.locals.transactionId = result.transactionId;
+    switch (result.kind) {
+      case 'not_manual':
+        throw new ApiError('invalid_state', `only manual orders can be resolved; this one is ${result.status}`);
+      case 'provider_unavailable':
         throw new ApiError(
           'unavailable',
-          `the provider could not be asked (${provider.reason}); resolving failed needs its answer, or override with a reason`,
+          `the provider could not be asked (${result.provider.reason}); resolving failed needs its answer, or override with a reason`,
         );
-      }
-      throw new ApiError(
-        'conflict',
-        `the provider reports this payout ${provider.status}: releasing the money could pay it twice (override only with evidence that it came back)`,
-      );
+      case 'provider_disagrees':
+        throw new ApiError(
+          'conflict',
+          `the provider reports this payout ${result.provider.status}: releasing the money could pay it twice (override only with evidence that it came back)`,
+        );
+      default:
+        res.status(200).json(
+          okEnvelope(result.kind === 'resolved' ? 'resolved' : 'already resolved', {
+            withdrawOrderId: orderId,
+            transactionId: result.transactionId,
+            status: result.status,
+            operator,
+            providerStatus: result.provider?.status ?? null,
+          }),
+        );
     }
-    const result = await deps.db.transaction(async (tx) => {
-      if (provider) await recordStatusQuery(tx, order.transactionId, provider);
-      // the same final handling as a callback: capture or release, history, outbox, in this transaction
-      const transition = await tx.one(sql.type(TransitionRow)`
-        select outcome, status, previous_status as "previousStatus"
-          from withdraw_transition(${order.transactionId}, array['manual'], ${body.outcome}, 'operator', ${operator}, ${body.reason},
-                                   ${sql.jsonb({ resolvedVia: 'admin api', requestId: String(req.id), providerStatus: provider?.status ?? null, override: body.override ?? false })},
-                                   ${body.outcome === 'failed' ? `operator: ${body.reason}` : null})`);
-      if (transition.outcome === 'changed') {
-        await recordAudit(tx, {
-          operator,
-          action: 'withdraw.resolve',
-          subject: `order:${orderId}`,
-          details: {
-            outcome: body.outcome,
-            reason: body.reason,
-            transactionId: order.transactionId,
-            providerStatus: provider?.status ?? null,
-            override: body.override ?? false,
-          },
-          requestId: String(req.id),
-        });
-      }
-      // "already resolved" only for an order that left manual with this outcome; one that reached
-      // it by itself was never up for resolution (contract: only from manual)
-      const wasManual =
-        transition.outcome !== 'unchanged' ||
-        (await tx.exists(sql.unsafe`
-        select 1 from withdraw_status_history where order_id = ${orderId} and from_status = 'manual' and to_status = ${body.outcome}`));
-      return { transition: wasManual ? transition : { ...transition, outcome: 'conflict' } };
-    });
-    res.locals.transactionId = order.transactionId;
-    if (result.transition.outcome === 'conflict') {
-      throw new ApiError('invalid_state', `only manual orders can be resolved; this one is ${result.transition.status}`);
-    }
-    res.status(200).json(
-      okEnvelope(result.transition.outcome === 'changed' ? 'resolved' : 'already resolved', {
-        withdrawOrderId: orderId,
-        transactionId: order.transactionId,
-        status: result.transition.status,
-        operator,
-        providerStatus: provider?.status ?? null,
-      }),
-    );
   });
 
   router.post('/admin/breaks/:breakId/resolve', admin, async (req: Request, res: Response) => {

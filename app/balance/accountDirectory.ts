@@ -4,7 +4,7 @@
 // database inside the withdraw transaction, never from here.
 import { LRUCache } from 'lru-cache';
 import type { CommonQueryMethods } from 'slonik';
-import { isCurrency, type Currency } from '../money/money.ts';
+import type { Currency } from '../money/money.ts';
 import { findAccount, listUserAccountFacts } from './accountQueries.ts';
 
 export type AccountFacts = Readonly<{ accountId: string; userId: string; currency: Currency }>;
@@ -20,8 +20,7 @@ export function createAccountDirectory(db: CommonQueryMethods, settings: Account
     ttl: Math.max(1, settings.userListTtlMs),
   });
 
-  function toFacts(row: { accountId: string; userId: string; currency: string }): AccountFacts {
-    if (!isCurrency(row.currency)) throw new Error(`account ${row.accountId} has unknown currency ${row.currency}`);
+  function toFacts(row: AccountFacts): AccountFacts {
     return { accountId: row.accountId, userId: row.userId, currency: row.currency };
   }
 

@@ -1,11 +1,12 @@
 // Wallet accounts on the Balance DB.
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
+import { CURRENCIES, type Currency } from '../money/money.ts';
 
 export const AccountRow = z.object({
   accountId: z.string(),
   userId: z.string(),
-  currency: z.string(),
+  currency: z.enum(CURRENCIES),
   status: z.enum(['active', 'frozen', 'closed']),
   balanceMinor: z.bigint(),
   availableMinor: z.bigint(),
@@ -20,7 +21,7 @@ const accountColumns = sql.fragment`
   available_minor as "availableMinor", reserved_minor as "reservedMinor",
   created_at as "createdAt", updated_at as "updatedAt"`;
 
-export async function insertAccount(db: CommonQueryMethods, input: { userId: string; currency: string }): Promise<AccountRow> {
+export async function insertAccount(db: CommonQueryMethods, input: { userId: string; currency: Currency }): Promise<AccountRow> {
   return db.one(sql.type(AccountRow)`
     insert into accounts (user_id, currency) values (${input.userId}, ${input.currency})
     returning ${accountColumns}`);
@@ -30,7 +31,7 @@ export async function findAccount(db: CommonQueryMethods, accountId: string): Pr
   return db.maybeOne(sql.type(AccountRow)`select ${accountColumns} from accounts where id = ${accountId}`);
 }
 
-export const AccountFactsRow = z.object({ accountId: z.string(), userId: z.string(), currency: z.string() });
+export const AccountFactsRow = z.object({ accountId: z.string(), userId: z.string(), currency: z.enum(CURRENCIES) });
 export type AccountFactsRow = z.infer<typeof AccountFactsRow>;
 
 export async function listUserAccountFacts(db: CommonQueryMethods, userId: string): Promise<readonly AccountFactsRow[]> {
@@ -53,7 +54,7 @@ const CreditResultRow = z.object({
   outcome: z.enum(['credited', 'replay', 'mismatch', 'account_not_found', 'account_unusable']),
   accountId: z.string().nullable(),
   userId: z.string().nullable(),
-  currency: z.string().nullable(),
+  currency: z.enum(CURRENCIES).nullable(),
   status: z.enum(['active', 'frozen', 'closed']).nullable(),
   balanceMinor: z.bigint().nullable(),
   availableMinor: z.bigint().nullable(),

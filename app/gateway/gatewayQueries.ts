@@ -1,8 +1,19 @@
 // SQL of the gateway on the Balance DB: submission results, the callback inbox.
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
+import type { PayoutLookup } from './pspAdapter.ts';
 
-const SubmitResultRow = z.object({ outcome: z.string(), attempt: z.number().int(), retryAt: z.number().nullable() });
+/** What recording a submission answer did: the order's next status, or a retry at retryAt. */
+export const SUBMIT_OUTCOMES = ['processing', 'failed', 'manual', 'retry'] as const;
+/** withdraw_transition's outcome (null for a retry, which moves nothing). */
+export const TRANSITION_OUTCOMES = ['changed', 'unchanged', 'conflict', 'not_found'] as const;
+
+const SubmitResultRow = z.object({
+  outcome: z.enum(SUBMIT_OUTCOMES),
+  transition: z.enum(TRANSITION_OUTCOMES).nullable(),
+  attempt: z.number().int(),
+  retryAt: z.number().nullable(),
+});
 export type SubmitResultRow = z.infer<typeof SubmitResultRow>;
 
 export async function recordSubmitResult(
@@ -20,7 +31,7 @@ export async function recordSubmitResult(
   },
 ): Promise<SubmitResultRow> {
   return db.one(sql.type(SubmitResultRow)`
-    select outcome, attempt, retry_at as "retryAt"
+    select outcome, transition, attempt, retry_at as "retryAt"
       from gateway_submit_result(${input.transactionId}, ${input.result}, ${input.httpStatus},
                                  ${sql.jsonb(input.detail as Parameters<typeof sql.jsonb>[0])}, ${Math.round(input.durationMs)},
                                  ${input.attemptsMax}, ${input.retryBaseMs}, ${input.retryMaxMs}, ${input.failureCode})`);
@@ -37,7 +48,7 @@ export type SubmitResultInput = Readonly<{
 
 const BatchResultRow = SubmitResultRow.extend({ transactionId: z.string() });
 
-/** Records many submission answers in one transaction (sql/balance/0006). */
+/** Records many submission answers in one transaction (sql/balance/functions/gateway_submit_results.sql). */
 export async function recordSubmitResults(
   db: CommonQueryMethods,
   results: readonly SubmitResultInput[],
@@ -46,7 +57,7 @@ export async function recordSubmitResults(
   if (results.length === 0) return [];
   const payload = results.map((r) => ({ ...r, durationMs: Math.round(r.durationMs) }));
   return db.any(sql.type(BatchResultRow)`
-    select transaction_id as "transactionId", outcome, attempt, retry_at as "retryAt"
+    select transaction_id as "transactionId", outcome, transition, attempt, retry_at as "retryAt"
       from gateway_submit_results(${sql.jsonb(payload as unknown as Parameters<typeof sql.jsonb>[0])},
                                   ${settings.attemptsMax}, ${settings.retryBaseMs}, ${settings.retryMaxMs})`);
 }
@@ -72,11 +83,35 @@ export async function insertInbox(db: CommonQueryMethods, event: InboxInsert): P
   return inserted !== null;
 }
 
-const AppliedRow = z.object({ inboxId: z.bigint(), eventId: z.string(), outcome: z.string() });
+/** What applying one callback did (sql/balance/functions/gateway_apply_callback.sql). */
+export const CALLBACK_OUTCOMES = ['applied', 'duplicate', 'contradiction', 'unknown_reference'] as const;
+const AppliedRow = z.object({ inboxId: z.bigint(), eventId: z.string(), outcome: z.enum(CALLBACK_OUTCOMES) });
 export type AppliedRow = z.infer<typeof AppliedRow>;
 
 /** Applies up to batchSizeMax pending callbacks in one transaction. */
 export async function applyInboxBatch(db: CommonQueryMethods, batchSizeMax: number): Promise<readonly AppliedRow[]> {
   return db.any(sql.type(AppliedRow)`
     select inbox_id as "inboxId", event_id as "eventId", outcome from gateway_inbox_apply(${batchSizeMax})`);
+}
+
+export const STATUS_QUERY_OUTCOMES = ['answered', 'pending', 'unknown', 'manual'] as const;
+export type StatusQueryOutcome = (typeof STATUS_QUERY_OUTCOMES)[number];
+const StatusQueryRow = z.object({ outcome: z.enum(STATUS_QUERY_OUTCOMES) });
+
+/**
+ * Records one answer of the provider's status API and acts on it in the same transaction
+ * (sql/balance/functions/gateway_record_status_query.sql): a definitive answer goes to the inbox
+ * like a callback; answers that say nothing hand a processing order to a human after the maxima.
+ */
+export async function recordStatusQuery(
+  db: CommonQueryMethods,
+  input: { transactionId: string; lookup: PayoutLookup; unknownMax: number; pendingMax: number },
+): Promise<{ outcome: StatusQueryOutcome }> {
+  const { lookup } = input;
+  const result = lookup.kind === 'found' ? lookup.status : lookup.kind;
+  const detail = lookup.kind === 'found' ? lookup.detail : lookup.kind === 'unknown' ? { reason: lookup.reason } : {};
+  const failureCode = lookup.kind === 'found' ? lookup.failureCode : null;
+  return db.one(sql.type(StatusQueryRow)`
+    select outcome from gateway_record_status_query(${input.transactionId}, ${result}, ${failureCode},
+      ${sql.jsonb(detail as Parameters<typeof sql.jsonb>[0])}, ${input.unknownMax}, ${input.pendingMax})`);
 }

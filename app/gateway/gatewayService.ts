@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import type { DatabasePool } from 'slonik';
 import { holdRecorded, holdsRecorded } from '../ledger/ledgerPosting.ts';
 import type { Logger } from '../logger.ts';
-import { formatMinor, isCurrency } from '../money/money.ts';
+import { formatMinor } from '../money/money.ts';
 import { findInitOrdersByTransactionIds, findOrderByTransactionId, type OrderRow } from '../withdraw/withdrawQueries.ts';
 import { recordSubmitResult, recordSubmitResults, type SubmitResultInput } from './gatewayQueries.ts';
 import type { PspAdapter, SubmitOutcome } from './pspAdapter.ts';
@@ -57,7 +57,6 @@ export function createGatewayService(deps: {
   }
 
   async function callProvider(order: OrderRow, signal?: AbortSignal): Promise<{ outcome: SubmitOutcome; durationMs: number }> {
-    if (!isCurrency(order.currency)) throw new Error(`order ${order.orderId} has unknown currency ${order.currency}`);
     const started = performance.now();
     const outcome = await psp.submitPayout(
       {

@@ -24,7 +24,7 @@ export const RelayedEvent = z.object({
       transactionId: uuid,
       accountId: uuid,
       amountMinor: z.string().regex(/^[1-9]\d{0,18}$/),
-      currency: z.enum(CURRENCIES as [string, ...string[]]),
+      currency: z.enum(CURRENCIES),
     })
     .passthrough(),
 });

@@ -3,7 +3,8 @@
 
 export const CURRENCY_EXPONENTS = { USD: 2, EUR: 2, GBP: 2, JPY: 0 } as const;
 export type Currency = keyof typeof CURRENCY_EXPONENTS;
-export const CURRENCIES = Object.keys(CURRENCY_EXPONENTS) as Currency[];
+/** The closed set of currencies, as a non-empty tuple (what z.enum takes). */
+export const CURRENCIES = Object.keys(CURRENCY_EXPONENTS) as [Currency, ...Currency[]];
 
 /** Largest amount accepted in a request, in major units (contract.md). */
 export const AMOUNT_MAJOR_MAX = 10n ** 12n;

@@ -1,7 +1,8 @@
 // SQL of the withdraw context on the Balance DB.
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import { WITHDRAW_STATUSES } from './withdrawStateMachine.ts';
+import { CURRENCIES, type Currency } from '../money/money.ts';
+import { type Actor, WITHDRAW_STATUSES, type WithdrawStatus } from './withdrawStateMachine.ts';
 
 const CreateResultRow = z.object({
   outcome: z.enum([
@@ -29,14 +30,14 @@ export type CreateWithdrawParams = Readonly<{
   accountId: string;
   toAccountId: string;
   amountMinor: bigint;
-  currency: string;
+  currency: Currency;
   orderId: string;
   transactionId: string;
   /** the replies this request may get, by outcome; the one chosen is stored with the key */
   responses: Readonly<Record<'created' | 'insufficient_funds' | 'account_unusable' | 'limit_exceeded', StoredResponse>>;
 }>;
 
-/** One statement: the whole synchronous half of a withdrawal (sql/balance/0002). */
+/** One statement: the whole synchronous half of a withdrawal (sql/balance/functions/withdraw_create.sql). */
 export async function createWithdraw(db: CommonQueryMethods, p: CreateWithdrawParams): Promise<CreateResult> {
   return db.one(sql.type(CreateResultRow)`
     select outcome, response_status as "responseStatus", response_body as "responseBody"
@@ -61,7 +62,7 @@ export const OrderRow = z.object({
   accountId: z.string(),
   toAccountId: z.string(),
   amountMinor: z.bigint(),
-  currency: z.string(),
+  currency: z.enum(CURRENCIES),
   status: z.enum(WITHDRAW_STATUSES),
   failureReason: z.string().nullable(),
   createdAt: z.number(),
@@ -92,4 +93,37 @@ export async function findInitOrdersByTransactionIds(
   return db.any(sql.type(OrderRow)`
     select ${orderColumns} from withdraw_orders o
      where o.transaction_id = any(${sql.array([...transactionIds], 'uuid')}) and o.status = 'init'`);
+}
+
+const TransitionRow = z.object({
+  outcome: z.enum(['changed', 'unchanged', 'conflict', 'not_found']),
+  orderId: z.string().nullable(),
+  previousStatus: z.enum(WITHDRAW_STATUSES).nullable(),
+  status: z.enum(WITHDRAW_STATUSES).nullable(),
+});
+export type TransitionResult = z.infer<typeof TransitionRow>;
+
+export type TransitionParams = Readonly<{
+  transactionId: string;
+  /** the statuses the order must be in: anything else is a `conflict` and changes nothing */
+  from: readonly WithdrawStatus[];
+  to: WithdrawStatus;
+  actor: Actor;
+  actorId: string;
+  reason: string;
+  evidence?: Record<string, unknown> | null;
+  failureReason?: string | null;
+}>;
+
+/**
+ * One transition through withdraw_transition (sql/balance/functions/withdraw_transition.sql):
+ * conditional on `from`, with the money moved (success captures, failed releases), the history row
+ * and the outbox event, in the caller's transaction. `unchanged`: the order was already in `to`.
+ */
+export async function transitionWithdraw(db: CommonQueryMethods, p: TransitionParams): Promise<TransitionResult> {
+  return db.one(sql.type(TransitionRow)`
+    select outcome, order_id as "orderId", previous_status as "previousStatus", status
+      from withdraw_transition(${p.transactionId}, ${sql.array([...p.from], 'text')}, ${p.to}, ${p.actor}, ${p.actorId},
+                               ${p.reason}, ${p.evidence ? sql.jsonb(p.evidence as Parameters<typeof sql.jsonb>[0]) : null},
+                               ${p.failureReason ?? null})`);
 }

@@ -10,10 +10,7 @@ export const WithdrawRequestSchema = z
     toAccountId: z.string().regex(ACCOUNT_ID_EXTERNAL, '1-64 characters of [A-Za-z0-9_-]'),
     amount: decimalInput,
     fromAccountId: z.string().min(1).max(64).optional(),
-    currency: z
-      .enum(CURRENCIES as [string, ...string[]])
-      .optional()
-      .openapi({ description: 'picks the default account when fromAccountId is omitted' }),
+    currency: z.enum(CURRENCIES).optional().openapi({ description: 'picks the default account when fromAccountId is omitted' }),
   })
   .openapi('WithdrawRequest');
 export type WithdrawRequest = z.infer<typeof WithdrawRequestSchema>;

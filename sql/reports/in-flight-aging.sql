@@ -13,7 +13,7 @@ with open_orders as (
               when now() - o.created_at < interval '24 hours' then 4
               else 5 end as bucket
     from withdraw_orders o
-   where o.status in ('init', 'processing', 'manual')
+   where o.status = any(withdraw_open_statuses())
      and (:currency is null or o.currency = :currency)
 )
 select status,

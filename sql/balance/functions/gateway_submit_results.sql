@@ -4,7 +4,7 @@
 -- batches cannot deadlock each other.
 create or replace function gateway_submit_results(
   p_results jsonb, p_attempts_max int, p_retry_base_ms int, p_retry_max_ms int
-) returns table (transaction_id uuid, outcome text, attempt int, retry_at timestamptz)
+) returns table (transaction_id uuid, outcome text, transition text, attempt int, retry_at timestamptz)
 language plpgsql as $$
 #variable_conflict use_column
 declare
@@ -19,7 +19,7 @@ begin
      order by o.account_id, o.transaction_id
   loop
     return query
-      select v_result.tx, s.outcome, s.attempt, s.retry_at
+      select v_result.tx, s.outcome, s.transition, s.attempt, s.retry_at
         from gateway_submit_result(v_result.tx, v_result.result, v_result.http_status, v_result.detail,
                                    v_result.duration_ms, p_attempts_max, p_retry_base_ms, p_retry_max_ms,
                                    v_result.failure_code) s;
