@@ -1,4 +1,4 @@
-// The invariants of architecture.md, checked against both databases. Used by the tests, the
+// The invariants I1–I5 of docs/architecture.md, checked against both databases. Used by the tests, the
 // reconciliation run and the chaos run. I5 compares across databases, so it only holds once the
 // outboxes have drained (the caller decides when).
 //

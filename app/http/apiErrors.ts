@@ -1,5 +1,5 @@
 // One catalogue of API errors: each kind maps to exactly one HTTP status and one envelope code
-// (contract.md). Building an error never logs it; the error handler logs once.
+// (docs/api.md, whose table a test compares with this one). Building an error never logs it; the error handler logs once.
 
 export const API_ERRORS = {
   invalid_request: { status: 400, code: 40001 },

@@ -6,7 +6,7 @@ export type Currency = keyof typeof CURRENCY_EXPONENTS;
 /** The closed set of currencies, as a non-empty tuple (what z.enum takes). */
 export const CURRENCIES = Object.keys(CURRENCY_EXPONENTS) as [Currency, ...Currency[]];
 
-/** Largest amount accepted in a request, in major units (contract.md). */
+/** Largest amount accepted in a request, in major units (docs/api.md). */
 export const AMOUNT_MAJOR_MAX = 10n ** 12n;
 /** Longest decimal text we are willing to look at; anything longer is not a sane amount. */
 const AMOUNT_TEXT_LENGTH_MAX = 64;

@@ -1,4 +1,4 @@
-// POST /withdraw and GET /withdraw/{withdrawOrderId} (contract.md).
+// POST /withdraw and GET /withdraw/{withdrawOrderId} (docs/api.md).
 import type { Request, RequestHandler, Response, Router } from 'express';
 import express from 'express';
 import type { Auth } from '../http/auth.ts';
