@@ -86,6 +86,13 @@ const EnvSchema = z
     RECONCILE_SETTLE_MS: milliseconds(0, 86_400_000, 60_000),
     RECONCILE_PROVIDER_CHECKS_MAX: count(0, 1_000_000, 2_000),
 
+    // the operations console (GET /admin/): operators' sessions and dual-control requests
+    CONSOLE_SESSION_IDLE_MINUTES: count(1, 24 * 60, 30),
+    CONSOLE_SESSION_MAX_HOURS: count(1, 7 * 24, 12),
+    CONSOLE_LOGIN_FAILURES_MAX: count(3, 1_000, 10),
+    CONSOLE_LOCKOUT_MINUTES: count(1, 24 * 60, 15),
+    CONSOLE_APPROVAL_TTL_HOURS: count(1, 30 * 24, 24),
+
     ADMIN_TOKENS: z
       .string()
       .regex(
@@ -163,6 +170,13 @@ export type Config = Readonly<{
     intervalMs: number;
     reconcileSettleMs: number;
     reconcileProviderChecksMax: number;
+  }>;
+  console: Readonly<{
+    sessionIdleMinutes: number;
+    sessionMaxHours: number;
+    loginFailuresMax: number;
+    lockoutMinutes: number;
+    approvalTtlHours: number;
   }>;
   gateway: Readonly<{
     connectTimeoutMs: number;
@@ -280,6 +294,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       intervalMs: e.RECOVERY_INTERVAL_MS,
       reconcileSettleMs: e.RECONCILE_SETTLE_MS,
       reconcileProviderChecksMax: e.RECONCILE_PROVIDER_CHECKS_MAX,
+    },
+    console: {
+      sessionIdleMinutes: e.CONSOLE_SESSION_IDLE_MINUTES,
+      sessionMaxHours: e.CONSOLE_SESSION_MAX_HOURS,
+      loginFailuresMax: e.CONSOLE_LOGIN_FAILURES_MAX,
+      lockoutMinutes: e.CONSOLE_LOCKOUT_MINUTES,
+      approvalTtlHours: e.CONSOLE_APPROVAL_TTL_HOURS,
     },
     gateway: {
       connectTimeoutMs: e.GATEWAY_CONNECT_TIMEOUT_MS,

@@ -19,6 +19,8 @@ import { gatewayRoutes } from './gateway/gatewayRoutes.ts';
 import { dashboardRoutes } from './admin/dashboardRoutes.ts';
 import { reviewRoutes } from './admin/reviewRoutes.ts';
 import { createManualReview } from './admin/manualReview.ts';
+import { consoleRouters } from './admin/consoleRouters.ts';
+import { operatorsOpenApi } from './admin/operatorRoutes.ts';
 import { registerOperationalMetrics } from './admin/operationalMetrics.ts';
 import { createPspHttpAdapter } from './gateway/pspHttpAdapter.ts';
 
@@ -63,7 +65,7 @@ export async function startWebProcess(deps: {
     metrics,
     bodySizeMaxBytes: config.http.bodySizeMaxBytes,
     routers: [
-      opsRoutes({ databases, metrics, openApiDocument: () => buildOpenApiDocument() }),
+      opsRoutes({ databases, metrics, openApiDocument: () => buildOpenApiDocument([operatorsOpenApi]) }),
       withdrawRoutes({
         auth,
         withdraws,
@@ -75,6 +77,7 @@ export async function startWebProcess(deps: {
       gatewayRoutes({ auth, balance: databases.balance, webhookSecrets: config.psp.webhookSecrets }),
       dashboardRoutes({ auth, databases }),
       reviewRoutes({ auth, db: databases.balance, accounts, review: createManualReview({ db: databases.balance, psp }) }),
+      ...consoleRouters({ config, auth, db: databases.balance }),
     ],
   });
   const server = await new Promise<Server>((resolve, reject) => {

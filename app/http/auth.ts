@@ -8,7 +8,7 @@ import { ApiError } from './apiErrors.ts';
 
 export type Principal =
   | { readonly kind: 'user'; readonly userId: string }
-  /** operator: the named token's name, or "admin" (shared ADMIN_TOKEN), or "admin:<X-Operator>" */
+  /** operator: the named token's name, or "admin" (the shared ADMIN_TOKEN) */
   | { readonly kind: 'admin'; readonly operator: string; readonly identified: boolean }
   | { readonly kind: 'internal' };
 
@@ -19,7 +19,6 @@ declare module 'express-serve-static-core' {
 }
 
 const USER_ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
-const OPERATOR_PATTERN = /^[A-Za-z0-9_.@-]{1,64}$/;
 export const SHARED_ADMIN_OPERATOR = 'admin';
 const BEARER_LENGTH_MAX = 4096;
 /** Verified tokens are remembered (never rejected ones): HMAC verification is most of a request's CPU. */
@@ -83,17 +82,10 @@ export function createAuth(settings: AuthSettings) {
     const token = bearerToken(req);
     if (!token) throw new ApiError('unauthenticated', 'missing bearer token');
     if (allowed.includes('admin')) {
+      // the token is the identity: "admin" for the shared ADMIN_TOKEN, the name of a named token
+      // (ADMIN_TOKENS). No header names anyone (X-Operator is ignored): people sign in to the console.
       const operator = adminOperator(token);
-      if (operator && operator !== SHARED_ADMIN_OPERATOR) return { kind: 'admin', operator, identified: true };
-      if (operator) {
-        // the shared token names its operator with X-Operator (bound to the token: useless without it)
-        const named = req.get('x-operator');
-        if (named !== undefined && !OPERATOR_PATTERN.test(named))
-          throw new ApiError('invalid_request', 'X-Operator: 1-64 characters of [A-Za-z0-9_.@-]');
-        return named
-          ? { kind: 'admin', operator: `${SHARED_ADMIN_OPERATOR}:${named}`, identified: true }
-          : { kind: 'admin', operator, identified: false };
-      }
+      if (operator) return { kind: 'admin', operator, identified: operator !== SHARED_ADMIN_OPERATOR };
     }
     if (allowed.includes('internal') && tokensEqual(token, settings.internalToken)) return { kind: 'internal' };
     if (allowed.includes('user') && token.split('.').length === 3) return { kind: 'user', userId: await userFromToken(token) };
