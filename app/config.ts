@@ -93,6 +93,15 @@ const EnvSchema = z
     CONSOLE_LOCKOUT_MINUTES: count(1, 24 * 60, 15),
     CONSOLE_APPROVAL_TTL_HOURS: count(1, 30 * 24, 24),
 
+    // recurring maintenance (reconciliation, pruning, ledger checkpoints) runs its statements under
+    // this timeout, not the pools' DB_STATEMENT_TIMEOUT_MS: a run reads a bounded window, but that
+    // window is larger than any request's
+    MAINTENANCE_STATEMENT_TIMEOUT_MS: milliseconds(1_000, 3_600_000, 600_000),
+    // a UTC day of the ledger is closed (checkpointed) this long after it ends: postings dated
+    // before midnight have committed by then (their statements time out long before)
+    LEDGER_CHECKPOINT_SETTLE_MS: milliseconds(0, 86_400_000, 900_000),
+    LEDGER_CHECKPOINT_DAYS_PER_RUN_MAX: count(1, 366, 31),
+
     ADMIN_TOKENS: z
       .string()
       .regex(
@@ -177,6 +186,11 @@ export type Config = Readonly<{
     loginFailuresMax: number;
     lockoutMinutes: number;
     approvalTtlHours: number;
+  }>;
+  maintenance: Readonly<{
+    statementTimeoutMs: number;
+    checkpointSettleMs: number;
+    checkpointDaysPerRunMax: number;
   }>;
   gateway: Readonly<{
     connectTimeoutMs: number;
@@ -301,6 +315,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       loginFailuresMax: e.CONSOLE_LOGIN_FAILURES_MAX,
       lockoutMinutes: e.CONSOLE_LOCKOUT_MINUTES,
       approvalTtlHours: e.CONSOLE_APPROVAL_TTL_HOURS,
+    },
+    maintenance: {
+      statementTimeoutMs: e.MAINTENANCE_STATEMENT_TIMEOUT_MS,
+      checkpointSettleMs: e.LEDGER_CHECKPOINT_SETTLE_MS,
+      checkpointDaysPerRunMax: e.LEDGER_CHECKPOINT_DAYS_PER_RUN_MAX,
     },
     gateway: {
       connectTimeoutMs: e.GATEWAY_CONNECT_TIMEOUT_MS,

@@ -16,6 +16,8 @@ export const CRONTAB = [
   '17 * * * * outbox__prune ?id=outbox_prune&max=1&jobKey=cron_outbox_prune',
   // idempotency keys are kept IDEMPOTENCY_KEY_RETENTION_HOURS (at least 24 h), then deleted
   '23 * * * * idempotency__prune ?id=idempotency_prune&max=1&jobKey=cron_idempotency_prune',
+  // close each UTC day of the ledger (per-account and per-currency checkpoints) once it is over
+  '*/10 * * * * ledger__checkpoint ?id=ledger_checkpoint&max=1&jobKey=cron_ledger_checkpoint',
 ].join('\n');
 
 export const parsedCronItems = () => parseCrontab(CRONTAB);

@@ -12,6 +12,7 @@ import { pruneRelayedOutbox } from '../app/outbox/relays.ts';
 import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
 import { queryStaleProcessing, resumeStaleInit } from '../reconcile/recovery.ts';
 import { runReconciliation } from '../reconcile/reconcileRun.ts';
+import { runLedgerCheckpoints } from '../reconcile/ledgerCheckpoints.ts';
 
 /** After this many failed attempts a batch is split in two, so one bad event cannot hold back the rest. */
 export const LEDGER_SPLIT_AFTER_ATTEMPTS = 3;
@@ -121,6 +122,18 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     await runReconciliation({ databases, psp: deps.psp, config, logger: deps.logger, mode: 'incremental' });
   };
 
+  const ledgerCheckpoint: Task = async () => {
+    const m = config.maintenance;
+    const run = await runLedgerCheckpoints({
+      ledger: databases.ledger,
+      settleMs: m.checkpointSettleMs,
+      daysMax: m.checkpointDaysPerRunMax,
+      statementTimeoutMs: m.statementTimeoutMs,
+    });
+    if (run.closed.length > 0) deps.logger.info({ closed: run.closed.map((d) => d.day), nextDay: run.nextDay }, 'ledger days closed');
+    if (run.stoppedBy === 'out_of_order') deps.logger.error({ nextDay: run.nextDay }, 'ledger checkpoints: an earlier day is not closed');
+  };
+
   const tasks: TaskList = {
     ledger__post: ledgerPost,
     recovery__stale_init: recoveryStaleInit,
@@ -132,6 +145,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     outbox__sweep: outboxSweep,
     worker__watchdog: workerWatchdog,
     outbox__prune: outboxPrune,
+    ledger__checkpoint: ledgerCheckpoint,
   };
   return Object.fromEntries(
     Object.entries(tasks).map(([name, task]) => [name, withTimeout(name, task as Task, config.worker.taskTimeoutMs)]),

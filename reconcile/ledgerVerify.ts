@@ -7,6 +7,11 @@
 // the input documented in sql/ledger/0002_ledger_post.sql; the account's projection (balance,
 // entry count, last hash) matches its last entry; every entry is in its account's currency.
 // Per journal transaction: at least two entries, summing to zero per currency.
+// Per account and closed UTC day (sql/ledger/0006_checkpoints.sql): created_at never decreases
+// along the sequence; every day with entries has its checkpoint, whose opening and closing
+// balances, debits, credits, entry count and last sequence are those of the day's entries; no
+// checkpoint exists without entries. Per closed day, currency and account kind: the totals are the
+// sums of the entries, opening at the previous day's closing; every closed day has its days row.
 //
 // Everything is read in one REPEATABLE READ, READ ONLY transaction (one snapshot, so postings
 // made meanwhile cannot look like breaks), in keyset-paged batches. Every break is reported,
@@ -14,6 +19,17 @@
 import { createHash } from 'node:crypto';
 import { sql, type DatabaseTransactionConnection, type DatabasePool } from 'slonik';
 import { z } from 'zod';
+import {
+  checkpointPage,
+  CheckpointCheck,
+  closedDays,
+  DayTotals,
+  dayText,
+  verifyClosedDays,
+  type CheckpointBreak,
+  type CheckpointRow,
+  type ClosedDays,
+} from './ledgerVerifyCheckpoints.ts';
 
 export const LEDGER_VERIFY_BATCH_SIZE_DEFAULT = 1_000;
 export const LEDGER_VERIFY_BATCH_SIZE_MAX = 10_000;
@@ -34,7 +50,13 @@ export type LedgerBreakKind =
   | 'account_entry_count' // ledger_accounts.entry_count is not the last entry's sequence
   | 'account_last_hash' // ledger_accounts.last_entry_hash is not the last entry's hash
   | 'journal_entries_too_few' // a journal transaction with fewer than two entries
-  | 'journal_unbalanced'; // a journal transaction whose entries do not sum to zero in a currency
+  | 'journal_unbalanced' // a journal transaction whose entries do not sum to zero in a currency
+  | 'created_at_order' // an entry dated before the previous entry of its account
+  | 'checkpoint_missing' // a closed day with entries of an account, and no checkpoint for it
+  | 'checkpoint_mismatch' // a checkpoint whose figures are not those of the day's entries
+  | 'checkpoint_orphan' // a checkpoint of a day on which its account has no entries
+  | 'checkpoint_totals' // a currency and kind's totals for a closed day differ from its entries
+  | 'checkpoint_day'; // a closed day's row is missing or its counts differ from its entries
 
 export type LedgerBreak = Readonly<{
   kind: LedgerBreakKind;
@@ -44,6 +66,8 @@ export type LedgerBreak = Readonly<{
   sequence: bigint | null;
   entryId: bigint | null;
   journalId: bigint | null;
+  /** the UTC day (YYYY-MM-DD) of a checkpoint's break; null for the others */
+  day: string | null;
   expected: string;
   found: string;
 }>;
@@ -52,6 +76,10 @@ export type LedgerVerification = Readonly<{
   accountsChecked: number;
   entriesChecked: number;
   journalsChecked: number;
+  /** checkpoints (account and day) compared with their entries */
+  checkpointsChecked: number;
+  /** the last closed day (YYYY-MM-DD), null when none is */
+  closedThrough: string | null;
   /** every break found; `breaks` holds the first `breaksMax` of them */
   breakCount: number;
   breaks: readonly LedgerBreak[];
@@ -63,6 +91,7 @@ export type LedgerVerifyOptions = Readonly<{ batchSizeMax?: number; breaksMax?: 
 const AccountRow = z.object({
   id: z.bigint(),
   code: z.string(),
+  kind: z.string(),
   currency: z.string(),
   balanceMinor: z.bigint(),
   entryCount: z.bigint(),
@@ -117,10 +146,11 @@ class BreakLog {
   readonly breaks: LedgerBreak[] = [];
   count = 0;
   constructor(private readonly max: number) {}
-  add(entry: LedgerBreak): void {
+  add(entry: Omit<LedgerBreak, 'day'> & { day?: string | null }): void {
     this.count += 1;
-    if (this.breaks.length < this.max) this.breaks.push(entry);
+    if (this.breaks.length < this.max) this.breaks.push({ ...entry, day: entry.day ?? null });
   }
+  readonly addCheckpoint = (b: CheckpointBreak): void => this.add({ ...b, entryId: null, journalId: null });
 }
 
 export async function verifyLedger(ledger: DatabasePool, options: LedgerVerifyOptions = {}): Promise<LedgerVerification> {
@@ -129,9 +159,19 @@ export async function verifyLedger(ledger: DatabasePool, options: LedgerVerifyOp
   return ledger.transaction(async (tx) => {
     await tx.query(sql.unsafe`set transaction isolation level repeatable read, read only`);
     const log = new BreakLog(breaksMax);
-    const chains = await verifyChains(tx, batchSizeMax, log);
+    const closed = await closedDays(tx);
+    const totals = new DayTotals();
+    const chains = await verifyChains(tx, batchSizeMax, log, closed, totals);
     const journalsChecked = await verifyJournals(tx, batchSizeMax, log);
-    return { ...chains, journalsChecked, breakCount: log.count, breaks: log.breaks, clean: log.count === 0 };
+    await verifyClosedDays(tx, closed, totals, log.addCheckpoint);
+    return {
+      ...chains,
+      journalsChecked,
+      closedThrough: closed.last === null ? null : dayText(closed.last),
+      breakCount: log.count,
+      breaks: log.breaks,
+      clean: log.count === 0,
+    };
   });
 }
 
@@ -140,25 +180,35 @@ function bounded(name: string, value: number, max: number): number {
   return value;
 }
 
-/** Walks accounts (by id) and entries (by account, sequence) side by side, like a merge join. */
-async function verifyChains(tx: DatabaseTransactionConnection, batchSizeMax: number, log: BreakLog) {
+/**
+ * Walks accounts (by id), entries (by account, sequence) and checkpoints (by account, day) side by
+ * side, like a merge join.
+ */
+async function verifyChains(tx: DatabaseTransactionConnection, batchSizeMax: number, log: BreakLog, closed: ClosedDays, totals: DayTotals) {
   const accounts = pagedRows<AccountRow>((after) => accountPage(tx, after?.id ?? 0n, batchSizeMax), batchSizeMax);
   const entries = peekable(pagedRows<EntryRow>((after) => entryPage(tx, after, batchSizeMax), batchSizeMax));
+  const checkpoints = peekable(pagedRows<CheckpointRow>((after) => checkpointPage(tx, after, batchSizeMax), batchSizeMax));
   let accountsChecked = 0;
   let entriesChecked = 0;
+  let checkpointsChecked = 0;
   for await (const account of accounts) {
     for (let entry = await entries.peek(); entry && entry.accountId < account.id; entry = await entries.peek()) {
       orphanEntry(entry, log);
       entriesChecked += 1;
       await entries.take();
     }
-    const chain = new AccountChain(account, log);
+    const own: CheckpointRow[] = [];
+    for (let cp = await checkpoints.peek(); cp && cp.accountId <= account.id; cp = await checkpoints.peek()) {
+      if (cp.accountId === account.id) own.push(cp);
+      await checkpoints.take();
+    }
+    const chain = new AccountChain(account, log, new CheckpointCheck(account, own, closed, totals, log.addCheckpoint));
     for (let entry = await entries.peek(); entry && entry.accountId === account.id; entry = await entries.peek()) {
       chain.check(entry);
       entriesChecked += 1;
       await entries.take();
     }
-    chain.finish();
+    checkpointsChecked += chain.finish();
     accountsChecked += 1;
   }
   for (let entry = await entries.peek(); entry; entry = await entries.peek()) {
@@ -166,7 +216,7 @@ async function verifyChains(tx: DatabaseTransactionConnection, batchSizeMax: num
     entriesChecked += 1;
     await entries.take();
   }
-  return { accountsChecked, entriesChecked };
+  return { accountsChecked, entriesChecked, checkpointsChecked };
 }
 
 class AccountChain {
@@ -174,6 +224,7 @@ class AccountChain {
   constructor(
     private readonly account: AccountRow,
     private readonly log: BreakLog,
+    private readonly checkpoints: CheckpointCheck,
   ) {}
 
   check(entry: EntryRow): void {
@@ -198,6 +249,8 @@ class AccountChain {
     const expectedPreviousHash = last ? last.hash : null;
     if (entry.previousHash !== expectedPreviousHash) report('previous_hash', expectedPreviousHash, entry.previousHash);
     if (entry.currency !== this.account.currency) report('currency', this.account.currency, entry.currency);
+    if (last && entry.createdAtUs < last.createdAtUs) report('created_at_order', `at or after ${last.createdAtUs} µs`, entry.createdAtUs);
+    this.checkpoints.add(entry);
     if (entry.transactionId === null || entry.journalKind === null) {
       report('journal_missing', `journal transaction ${entry.journalId}`, null);
     } else {
@@ -208,7 +261,8 @@ class AccountChain {
     this.last = entry;
   }
 
-  finish(): void {
+  /** returns how many checkpoints of the account were compared with entries */
+  finish(): number {
     const { account, last } = this;
     const report = (kind: LedgerBreakKind, expected: unknown, found: unknown) =>
       this.log.add({
@@ -226,6 +280,7 @@ class AccountChain {
     if (account.entryCount !== count) report('account_entry_count', count, account.entryCount);
     const hash = last?.hash ?? null;
     if (account.lastEntryHash !== hash) report('account_last_hash', hash, account.lastEntryHash);
+    return this.checkpoints.finish();
   }
 }
 
@@ -274,7 +329,7 @@ async function verifyJournals(tx: DatabaseTransactionConnection, batchSizeMax: n
 
 async function accountPage(tx: DatabaseTransactionConnection, afterId: bigint, limit: number) {
   return tx.any(sql.type(AccountRow)`
-    select id, code, currency, balance_minor as "balanceMinor", entry_count as "entryCount",
+    select id, code, kind, currency, balance_minor as "balanceMinor", entry_count as "entryCount",
            encode(last_entry_hash, 'hex') as "lastEntryHash"
       from ledger_accounts where id > ${afterId} order by id limit ${limit}`);
 }

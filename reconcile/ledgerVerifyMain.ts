@@ -56,6 +56,7 @@ function describeBreak(b: LedgerBreak): string {
     b.sequence !== null ? `sequence ${b.sequence}` : null,
     b.entryId !== null ? `entry ${b.entryId}` : null,
     b.journalId !== null ? `journal ${b.journalId}` : null,
+    b.day !== null ? `day ${b.day}` : null,
   ]
     .filter(Boolean)
     .join(', ');
@@ -70,7 +71,8 @@ function report(result: LedgerVerification, elapsedMs: number, json: boolean): v
   const lines = result.breaks.map(describeBreak);
   if (result.breakCount > result.breaks.length) lines.push(`… and ${result.breakCount - result.breaks.length} more (raise --breaks-max)`);
   lines.push(
-    `ledger verify: ${result.accountsChecked} accounts, ${result.entriesChecked} entries, ${result.journalsChecked} journals ` +
+    `ledger verify: ${result.accountsChecked} accounts, ${result.entriesChecked} entries, ${result.journalsChecked} journals, ` +
+      `${result.checkpointsChecked} checkpoints (closed through ${result.closedThrough ?? 'no day'}) ` +
       `checked in ${elapsedMs} ms: ${result.clean ? 'clean' : `${result.breakCount} break(s)`}`,
   );
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -10,7 +10,7 @@ language plpgsql as $$
 #variable_conflict use_column
 declare
   v_event jsonb;
-  v_at timestamptz := clock_timestamp();
+  v_at timestamptz;
   v_tx uuid;
   v_kind text;
   v_source text;
@@ -38,6 +38,10 @@ begin
                     cross join (values ('in_transit:'), ('provider_clearing:'), ('funding:')) as p(prefix))
    order by a.id
    for update;
+  -- the batch's time is taken once its accounts are locked: along every account's sequence,
+  -- created_at then never decreases (a batch that waited for a lock is dated after the one it
+  -- waited for), which the daily checkpoints rely on (sql/ledger/functions/ledger_close_day.sql)
+  v_at := clock_timestamp();
 
   for v_event in select value from jsonb_array_elements(p_events) loop
     v_tx := (v_event ->> 'transactionId')::uuid;
