@@ -387,7 +387,8 @@ test('when a route is unknown, a payout is unknown, or a body is too large, then
   t.is((await call(url, 'DELETE', '/payouts')).status, 404);
   const missing = await getPayout(url, 'no-such-reference');
   t.is(missing.status, 404);
-  t.deepEqual(missing.body, { error: { code: 'not_found' } });
+  t.deepEqual(missing.body, { error: { code: 'payout_not_found', reference: 'no-such-reference' } }, 'the payout’s 404 names it');
+  t.deepEqual((await call(url, 'GET', '/nope')).body, { error: { code: 'not_found' } }, 'a route’s 404 does not');
   const huge = payout({ destination: 'x'.repeat(70 * 1024) });
   t.is((await postPayout(url, huge)).status, 413);
   t.is(sim.stats().payouts, 0);

@@ -203,7 +203,8 @@ test.serial(
       const reply = await call(system.url, 'POST', `/admin/withdraws/${order.orderId}/resolve`, {
         token: system.adminToken,
         headers: { 'x-operator': 'carol' },
-        body: { outcome, reason: 'guessed from the bank portal' },
+        // the provider never answered these submissions: only an override resolves them failed
+        body: { outcome, reason: 'guessed from the bank portal', override: true },
       });
       t.is(reply.status, 200, reply.text);
     }

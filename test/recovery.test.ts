@@ -340,19 +340,25 @@ test.serial(
     t.is(one.body.data.evidence.submitAttempts.length, SUBMIT_ATTEMPTS_MAX);
 
     const [toFail, toPay] = orders as [PlacedOrder, PlacedOrder, ...PlacedOrder[]];
-    const resolve = (orderId: string, outcome: string, auth: { token: string; operator?: string }) =>
+    const resolve = (orderId: string, outcome: string, auth: { token: string; operator?: string }, override?: boolean) =>
       call(system.url, 'POST', `/admin/withdraws/${orderId}/resolve`, {
         token: auth.token,
         headers: auth.operator ? { 'x-operator': auth.operator } : {},
-        body: { outcome, reason: 'bank statement checked' },
+        body: { outcome, reason: 'bank statement checked', ...(override === undefined ? {} : { override }) },
       });
 
-    // failed, by a named operator: released once
-    const failedReply = await resolve(toFail.orderId, 'failed', { token: ALICE.token });
+    // failed: every attempt timed out, so the provider's 404 proves nothing (a timeout may have been
+    // executed): refused, and only an operator holding evidence releases it
+    const guarded = await resolve(toFail.orderId, 'failed', { token: ALICE.token });
+    t.is(guarded.status, 409, guarded.text);
+    t.is(guarded.body.code, 40902);
+    t.like(await accountMinor(balance, accountId), { balance: 10_000n, available: 6_000n, reserved: 4_000n });
+    // failed, by a named operator, with the override: released once
+    const failedReply = await resolve(toFail.orderId, 'failed', { token: ALICE.token }, true);
     t.is(failedReply.status, 200, failedReply.text);
     t.like(failedReply.body, { code: 0, msg: 'resolved', data: { status: 'failed', operator: ALICE.name } });
     t.like(await accountMinor(balance, accountId), { balance: 10_000n, available: 7_000n, reserved: 3_000n });
-    const again = await resolve(toFail.orderId, 'failed', { token: ALICE.token });
+    const again = await resolve(toFail.orderId, 'failed', { token: ALICE.token }, true);
     t.is(again.status, 200);
     t.like(again.body, { code: 0, msg: 'already resolved', data: { status: 'failed' } });
     const contrary = await resolve(toFail.orderId, 'success', { token: ALICE.token });

@@ -56,3 +56,40 @@ export async function leftManualAs(db: CommonQueryMethods, orderId: string, outc
   return db.exists(sql.unsafe`
     select 1 from withdraw_status_history where order_id = ${orderId} and from_status = 'manual' and to_status = ${outcome}`);
 }
+
+export const SubmissionEvidenceRow = z.object({
+  acceptedAttempts: z.number().int(),
+  unknownAttempts: z.number().int(),
+  rejectedAttempts: z.number().int(),
+  callbacks: z.number().int(),
+  /** status queries the provider answered with the payout (pending, paid or failed) */
+  providerReported: z.number().int(),
+  /** gateway__submit or gateway__submit_batch jobs for it, queued, backing off or running */
+  submissionsPending: z.number().int(),
+});
+export type SubmissionEvidence = z.infer<typeof SubmissionEvidenceRow>;
+
+/**
+ * What our own records say about whether the provider took this payout, in ONE statement (one
+ * snapshot): a submission job records its attempt and only then completes, so every snapshot sees
+ * the attempt or the job still there, never neither.
+ */
+export async function submissionEvidence(db: CommonQueryMethods, transactionId: string): Promise<SubmissionEvidence> {
+  return db.one(sql.type(SubmissionEvidenceRow)`
+    select (select count(*) from gateway_submit_attempts a where a.transaction_id = ${transactionId} and a.result = 'accepted')::int
+             as "acceptedAttempts",
+           (select count(*) from gateway_submit_attempts a where a.transaction_id = ${transactionId} and a.result = 'unknown')::int
+             as "unknownAttempts",
+           (select count(*) from gateway_submit_attempts a where a.transaction_id = ${transactionId} and a.result = 'rejected')::int
+             as "rejectedAttempts",
+           (select count(*) from gateway_inbox i
+             where i.reference = ${transactionId} and coalesce(i.payload ->> 'source', '') <> 'status_query')::int as callbacks,
+           (select count(*) from gateway_status_queries q
+             where q.transaction_id = ${transactionId} and q.result in ('pending', 'paid', 'failed'))::int as "providerReported",
+           -- graphile-worker's own table: its public view does not show payloads
+           (select count(*) from graphile_worker._private_jobs j join graphile_worker._private_tasks k on k.id = j.task_id
+             where (k.identifier = 'gateway__submit' and j.key = ${`gateway-submit:${transactionId}`})
+                or (k.identifier = 'gateway__submit_batch'
+                    and j.payload::jsonb -> 'submits' @> jsonb_build_array(jsonb_build_object('transactionId', ${transactionId}::text)))
+           )::int as "submissionsPending"`);
+}

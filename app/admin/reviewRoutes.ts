@@ -112,6 +112,12 @@ export function reviewRoutes(deps: { auth: Auth; db: DatabasePool; accounts: Acc
           'conflict',
           `the provider reports this payout ${result.provider.status}: releasing the money could pay it twice (override only with evidence that it came back)`,
         );
+      case 'records_disagree':
+        throw new ApiError(
+          'conflict',
+          `the provider has no record of this payout, but ours do not prove it never took it (${result.reasons.join(', ')}): ` +
+            'releasing the money could pay it twice (override only with evidence, e.g. the bank statement)',
+        );
       default:
         res.status(200).json(
           okEnvelope(result.kind === 'resolved' ? 'resolved' : 'already resolved', {

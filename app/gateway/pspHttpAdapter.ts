@@ -61,7 +61,13 @@ export function createPspHttpAdapter(settings: PspHttpSettings): PspAdapter {
       } catch (error) {
         return { kind: 'unknown', reason: describeTransportError(error) };
       }
-      if (reply.status === 404) return { kind: 'not_found' };
+      if (reply.status === 404) {
+        // only the provider's own "no such payout" is an answer; any other 404 (a wrong base URL, a
+        // proxy's page) says nothing about the payout
+        return payoutNotFound(reply.json, reference)
+          ? { kind: 'not_found' }
+          : { kind: 'unknown', reason: 'HTTP 404 that does not name the payout' };
+      }
       const status = reply.json.status;
       if (reply.status === 200 && (status === 'pending' || status === 'paid' || status === 'failed')) {
         const failureCode = typeof reply.json.failureCode === 'string' ? reply.json.failureCode : null;
@@ -72,6 +78,12 @@ export function createPspHttpAdapter(settings: PspHttpSettings): PspAdapter {
 
     close: () => agent.close(),
   };
+}
+
+/** A 404 body of the provider's own: `{"error": {"code": "payout_not_found", "reference": <the one asked>}}`. */
+export function payoutNotFound(body: Record<string, unknown>, reference: string): boolean {
+  const error = body.error as Record<string, unknown> | undefined;
+  return typeof error === 'object' && error !== null && error.code === 'payout_not_found' && error.reference === reference;
 }
 
 /** The closed set: 2xx accepted; a 4xx that says it is definitive rejected; anything else unknown. */

@@ -183,7 +183,8 @@ export function createPspSimulator(options: PspSimulatorOptions): PspSimulator {
       return send(res, 400, invalidRequest('reference is not valid percent-encoding', true));
     }
     const entry = book.get(reference);
-    if (entry === undefined) return send(res, 404, REPLY_NOT_FOUND);
+    // the payout's own 404 names it, so a client can tell it from a 404 of a wrong route or proxy
+    if (entry === undefined) return send(res, 404, JSON.stringify({ error: { code: 'payout_not_found', reference } }));
     send(res, 200, publicPayout(entry));
   }
 
