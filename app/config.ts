@@ -101,6 +101,12 @@ const EnvSchema = z
     // before midnight have committed by then (their statements time out long before)
     LEDGER_CHECKPOINT_SETTLE_MS: milliseconds(0, 86_400_000, 900_000),
     LEDGER_CHECKPOINT_DAYS_PER_RUN_MAX: count(1, 366, 31),
+    // pruning (maintenance__prune, every minute): per table at most this many rows per run, in
+    // batches of this size, each its own short transaction
+    PRUNE_ROWS_PER_RUN_MAX: count(1, 10_000_000, 100_000),
+    PRUNE_BATCH_SIZE_MAX: count(1, 100_000, 5_000),
+    // applied provider callbacks are kept this long (the provider may repeat one for days)
+    GATEWAY_INBOX_RETENTION_HOURS: count(1, 24 * 365, 168),
 
     ADMIN_TOKENS: z
       .string()
@@ -191,6 +197,9 @@ export type Config = Readonly<{
     statementTimeoutMs: number;
     checkpointSettleMs: number;
     checkpointDaysPerRunMax: number;
+    pruneRowsPerRunMax: number;
+    pruneBatchSizeMax: number;
+    inboxRetentionHours: number;
   }>;
   gateway: Readonly<{
     connectTimeoutMs: number;
@@ -320,6 +329,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       statementTimeoutMs: e.MAINTENANCE_STATEMENT_TIMEOUT_MS,
       checkpointSettleMs: e.LEDGER_CHECKPOINT_SETTLE_MS,
       checkpointDaysPerRunMax: e.LEDGER_CHECKPOINT_DAYS_PER_RUN_MAX,
+      pruneRowsPerRunMax: e.PRUNE_ROWS_PER_RUN_MAX,
+      pruneBatchSizeMax: e.PRUNE_BATCH_SIZE_MAX,
+      inboxRetentionHours: e.GATEWAY_INBOX_RETENTION_HOURS,
     },
     gateway: {
       connectTimeoutMs: e.GATEWAY_CONNECT_TIMEOUT_MS,

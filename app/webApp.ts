@@ -55,7 +55,11 @@ export async function startWebProcess(deps: {
   const withdraws = createWithdrawService({
     db: databases.balance,
     accounts,
-    settings: { cacheSizeMax: config.idempotency.cacheSizeMax, cacheTtlMs: 10 * 60_000 },
+    settings: {
+      cacheSizeMax: config.idempotency.cacheSizeMax,
+      cacheTtlMs: 10 * 60_000,
+      keyRetentionHours: config.idempotency.retentionHours,
+    },
   });
   // operators' resolutions ask the provider before releasing money
   const psp = config.psp.baseUrl ? createPspHttpAdapter({ baseUrl: config.psp.baseUrl, ...config.gateway }) : null;

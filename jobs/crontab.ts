@@ -12,10 +12,9 @@ export const CRONTAB = [
   '* * * * * recovery__stale_processing ?id=recovery_stale_processing&max=1&jobKey=cron_recovery_stale_processing',
   // three-way reconciliation of what changed since the previous run
   '*/5 * * * * reconcile__run ?id=reconcile_run&max=1&jobKey=cron_reconcile_run',
-  // delete relayed outbox rows past their retention, in bounded batches
-  '17 * * * * outbox__prune ?id=outbox_prune&max=1&jobKey=cron_outbox_prune',
-  // idempotency keys are kept IDEMPOTENCY_KEY_RETENTION_HOURS (at least 24 h), then deleted
-  '23 * * * * idempotency__prune ?id=idempotency_prune&max=1&jobKey=cron_idempotency_prune',
+  // delete what is past its retention (idempotency keys, relayed rows of both outboxes, applied
+  // callbacks), each table in bounded batches: PRUNE_ROWS_PER_RUN_MAX rows a minute per table
+  '* * * * * maintenance__prune ?id=maintenance_prune&max=1&jobKey=maintenance_prune&queue=maintenance_prune',
   // close each UTC day of the ledger (per-account and per-currency checkpoints) once it is over
   '*/10 * * * * ledger__checkpoint ?id=ledger_checkpoint&max=1&jobKey=cron_ledger_checkpoint',
 ].join('\n');

@@ -8,15 +8,16 @@ import type { GatewayService } from '../app/gateway/gatewayService.ts';
 import { LedgerPostPayload, postLedgerEvents } from '../app/ledger/ledgerPosting.ts';
 import type { Logger } from '../app/logger.ts';
 import type { Drainer } from '../app/outbox/drainer.ts';
-import { pruneRelayedOutbox } from '../app/outbox/relays.ts';
 import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
 import { queryStaleProcessing, resumeStaleInit } from '../reconcile/recovery.ts';
 import { runReconciliation } from '../reconcile/reconcileRun.ts';
 import { runLedgerCheckpoints } from '../reconcile/ledgerCheckpoints.ts';
+import { runPruning } from './pruning.ts';
+
+export { pruneIdempotencyKeys } from './pruning.ts';
 
 /** After this many failed attempts a batch is split in two, so one bad event cannot hold back the rest. */
 export const LEDGER_SPLIT_AFTER_ATTEMPTS = 3;
-const PRUNE_BATCHES_MAX = 100;
 
 export type Drainers = Readonly<{ balanceOutbox: Drainer; ledgerOutbox: Drainer; gatewayInbox: Drainer }>;
 
@@ -94,20 +95,10 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     if (freed.length > 0) deps.logger.warn({ jobIds: freed }, 'released jobs locked for too long');
   };
 
-  const outboxPrune: Task = async () => {
-    for (const db of [databases.balance, databases.ledger]) {
-      for (let batch = 0; batch < PRUNE_BATCHES_MAX; batch += 1) {
-        const deleted = await pruneRelayedOutbox(db, config.worker.outboxRetentionHours, config.worker.relayBatchSizeMax);
-        if (deleted < config.worker.relayBatchSizeMax) break;
-      }
-    }
-  };
-
-  const idempotencyPrune: Task = async () => {
-    for (let batch = 0; batch < PRUNE_BATCHES_MAX; batch += 1) {
-      const deleted = await pruneIdempotencyKeys(databases.balance, config.idempotency.retentionHours, config.worker.relayBatchSizeMax);
-      if (deleted < config.worker.relayBatchSizeMax) break;
-    }
+  // one job for every table; the old per-table task names stay for jobs queued before a deploy
+  const prune: Task = async () => {
+    const run = await runPruning({ databases, config });
+    if (Object.values(run).some((n) => n > 0)) deps.logger.info(run, 'pruned');
   };
 
   const recoveryStaleInit: Task = async () => {
@@ -139,12 +130,13 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     recovery__stale_init: recoveryStaleInit,
     recovery__stale_processing: recoveryStaleProcessing,
     reconcile__run: reconcileRun,
-    idempotency__prune: idempotencyPrune,
+    maintenance__prune: prune,
+    idempotency__prune: prune,
     gateway__submit: gatewaySubmit,
     gateway__submit_batch: gatewaySubmitBatch,
     outbox__sweep: outboxSweep,
     worker__watchdog: workerWatchdog,
-    outbox__prune: outboxPrune,
+    outbox__prune: prune,
     ledger__checkpoint: ledgerCheckpoint,
   };
   return Object.fromEntries(
@@ -168,19 +160,6 @@ function withTimeout(name: string, task: Task, timeoutMs: number): Task {
     });
     return Promise.race([Promise.resolve(task(payload, helpers)), deadline]).finally(() => clearTimeout(timer)) as ReturnType<Task>;
   };
-}
-
-export async function pruneIdempotencyKeys(db: Databases['balance'], retentionHours: number, batchSizeMax: number): Promise<number> {
-  return db.oneFirst(sql.type(z.object({ deleted: z.number() }))`
-    with doomed as (
-      select user_id, idempotency_key from idempotency_keys
-       where created_at < now() - make_interval(hours => ${Math.max(24, retentionHours)})
-       order by created_at limit ${batchSizeMax}
-    ), deleted as (
-      delete from idempotency_keys k using doomed d
-       where k.user_id = d.user_id and k.idempotency_key = d.idempotency_key returning 1
-    )
-    select count(*)::int as deleted from deleted`);
 }
 
 /**

@@ -11,7 +11,7 @@ import { v5 as uuidv5 } from 'uuid';
 import { z } from 'zod';
 import { ConfigError, LEDGER_DB_ROLE_DEFAULT, loadConfig } from '../app/config.ts';
 import { createDatabasePool, createDatabases, endDatabases } from '../app/db/pools.ts';
-import { pruneRelayedOutbox } from '../app/outbox/relays.ts';
+import { pruneRelayedOutbox } from '../jobs/pruning.ts';
 import { projectRoot } from '../app/paths.ts';
 import { verifyLedger, type LedgerVerification } from '../reconcile/ledgerVerify.ts';
 import { createTestDatabases, type TestDatabases } from './helpers/testDatabases.ts';

@@ -15,6 +15,7 @@ export const API_ERRORS = {
   account_unusable: { status: 422, code: 42203 },
   limit_exceeded: { status: 422, code: 42204 },
   invalid_state: { status: 422, code: 42205 },
+  idempotency_key_expired: { status: 422, code: 42206 },
   rate_limited: { status: 429, code: 42901 },
   internal: { status: 500, code: 50001 },
   unavailable: { status: 503, code: 50301 },

@@ -50,7 +50,12 @@ export function buildOpenApiDocument(extensions: readonly OpenApiExtension[] = [
   const idempotencyHeader = z
     .string()
     .uuid()
-    .openapi({ param: { name: 'idempotent-key', in: 'header' }, description: 'UUIDv7; Idempotency-Key is accepted as an alias' });
+    .openapi({
+      param: { name: 'idempotent-key', in: 'header' },
+      description:
+        'UUIDv7; Idempotency-Key is accepted as an alias. Replies are kept IDEMPOTENCY_KEY_RETENTION_HOURS (at least 24): a key made ' +
+        'longer ago than that (the time inside the UUIDv7) with no stored reply is refused with 422 42206 idempotency_key_expired',
+    });
 
   registry.registerPath({
     method: 'post',

@@ -94,16 +94,7 @@ export async function enqueueGatewaySubmitBatches(
          )}::json[]) as c(payload)))`);
 }
 
-/** Relayed rows are kept for a while (audit, debugging), then deleted in bounded batches. */
-export async function pruneRelayedOutbox(db: DatabasePool, retentionHours: number, batchSizeMax: number): Promise<number> {
-  return db.oneFirst(sql.type(z.object({ deleted: z.number() }))`
-    with doomed as (
-      select id from outbox
-       where relayed_at is not null and relayed_at < now() - make_interval(hours => ${retentionHours})
-       order by relayed_at limit ${batchSizeMax}
-    ), deleted as (delete from outbox o using doomed d where o.id = d.id returning 1)
-    select count(*)::int as deleted from deleted`);
-}
+// Relayed rows are kept for a while (audit, debugging), then pruned (jobs/pruning.ts).
 
 export const OutboxLagRow = z.object({ unrelayed: z.number(), oldestAgeSeconds: z.number().nullable() });
 

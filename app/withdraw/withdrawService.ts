@@ -9,6 +9,7 @@ import { v7 as uuidv7 } from 'uuid';
 import type { AccountDirectory, AccountFacts } from '../balance/accountDirectory.ts';
 import { ApiError, errorEnvelope, okEnvelope } from '../http/apiErrors.ts';
 import { canonicalDecimal, describeAmountFailure, formatMinor, parseAmount, type Currency } from '../money/money.ts';
+import { idempotencyKeyExpired, idempotencyKeyExpiredError } from './idempotencyKeys.ts';
 import { createWithdraw, findOrder, findStoredReply, type OrderRow, type StoredResponse } from './withdrawQueries.ts';
 import type { WithdrawRequest } from './withdrawSchemas.ts';
 
@@ -16,7 +17,14 @@ export type WithdrawReply = Readonly<{ status: number; body: unknown; replayed: 
 
 type CachedReply = Readonly<{ requestHash: string; status: number; body: unknown }>;
 
-export type WithdrawServiceSettings = Readonly<{ cacheSizeMax: number; cacheTtlMs: number }>;
+export type WithdrawServiceSettings = Readonly<{
+  cacheSizeMax: number;
+  cacheTtlMs: number;
+  /** how long a key's reply is kept (IDEMPOTENCY_KEY_RETENTION_HOURS): an older key with none is refused */
+  keyRetentionHours: number;
+  /** the clock keys are judged by (default: the real one) */
+  nowMs?: () => number;
+}>;
 
 export function requestHash(userId: string, request: WithdrawRequest): string {
   const canonical = JSON.stringify([
@@ -66,6 +74,15 @@ export function createWithdrawService(deps: { db: CommonQueryMethods; accounts: 
     if (cached) {
       if (cached.requestHash !== hash) throw keyReused();
       return { status: cached.status, body: cached.body, replayed: true };
+    }
+    const { keyRetentionHours } = deps.settings;
+    if (idempotencyKeyExpired(idempotencyKey, (deps.settings.nowMs ?? Date.now)(), keyRetentionHours)) {
+      // a key past the retention may already have lost its reply: only a reply still stored is
+      // trusted; without one, a new withdrawal under this key could be a second one
+      const stored = await findStoredReply(db, userId, idempotencyKey);
+      if (!stored) throw idempotencyKeyExpiredError(keyRetentionHours);
+      if (stored.requestHash !== hash) throw keyReused();
+      return { status: stored.status, body: stored.body, replayed: true };
     }
 
     let account: AccountFacts;

@@ -9,7 +9,7 @@ export async function pendingWork(balance: DatabasePool, ledger: DatabasePool) {
     select (select count(*) from outbox where relayed_at is null)::int as "balanceOutbox",
            (select count(*) from gateway_inbox where processed_at is null)::int as inbox,
            (select count(*) from graphile_worker.jobs
-             where task_identifier not in ('outbox__sweep', 'worker__watchdog', 'outbox__prune')
+             where task_identifier not in ('outbox__sweep', 'worker__watchdog', 'outbox__prune', 'maintenance__prune', 'ledger__checkpoint')
                and attempts < max_attempts)::int as jobs`);
   const ledgerOutbox = await ledger.oneFirst(sql.type(z.object({ n: z.number() }))`
     select count(*)::int as n from outbox where relayed_at is null`);
