@@ -5,8 +5,16 @@
 //   -- database: balance | ledger | both
 //   -- description: one line
 //   -- params: none | from (optional), to (optional), currency (required), ...
+//   -- join: <name> on transaction_id      (optional: see below)
 // and holds ONE statement. Parameters are written `:from`, `:to`, `:currency`, `:account`; casts
 // (`::text`), strings, quoted identifiers, comments and dollar quotes are left alone.
+//
+// A report that spans both databases (payouts: orders in the Balance DB, journals in the Ledger DB)
+// names a join: sql/reports/joins/<name>.sql runs on the other database with `:transactions` (the
+// transaction ids of one batch of the report's rows, a uuid[]) and returns at most one row per
+// transaction id, its first column `transaction_id`; the runner appends its other columns to each
+// row of the report (empty when the join has no row for it). The two are merged in TypeScript batch
+// by batch while the report streams, each database in its own read-only snapshot.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { sqlDir } from '../app/paths.ts';
@@ -19,9 +27,16 @@ export const REPORT_PARAMETER_TYPES = {
   to: 'timestamptz',
   currency: 'text',
   account: 'uuid',
+  /** a join's input (the runner binds it), never a command-line option */
+  transactions: 'uuid[]',
 } as const;
 export type ReportParamName = keyof typeof REPORT_PARAMETER_TYPES;
-export const REPORT_PARAM_NAMES = Object.keys(REPORT_PARAMETER_TYPES) as ReportParamName[];
+export type ReportCliParamName = Exclude<ReportParamName, 'transactions'>;
+/** the parameters a person may give on the command line */
+export const REPORT_PARAM_NAMES: readonly ReportCliParamName[] = ['from', 'to', 'currency', 'account'];
+export const JOINS_DIR = path.join(sqlDir('reports'), 'joins');
+/** the key a join matches on: the first column of the join and a column of the report */
+export const JOIN_KEY = 'transaction_id';
 
 export type ReportDatabase = 'balance' | 'ledger';
 export type ReportParameter = Readonly<{ name: ReportParamName; required: boolean }>;
@@ -36,6 +51,8 @@ export type ReportDefinition = Readonly<{
   /** the statement's text around its parameters: pieces.length === placeholders.length + 1 */
   pieces: readonly string[];
   placeholders: readonly ReportParamName[];
+  /** the join file (sql/reports/joins/<name>.sql) whose columns are appended, by transaction_id */
+  join: string | null;
 }>;
 
 /** The caller asked for something that cannot be (unknown report, missing or bad parameter): exit code 2. */
@@ -71,7 +88,11 @@ export function loadReport(name: string, directory: string = REPORTS_DIR): Repor
   if (!REPORT_NAME.test(name) || !known.includes(name)) {
     throw new ReportInputError(`unknown report ${JSON.stringify(name)}; the reports are: ${known.join(', ')}`);
   }
-  return loadReportFile(path.join(directory, `${name}.sql`));
+  const report = loadReportFile(path.join(directory, `${name}.sql`));
+  if (report.placeholders.includes('transactions')) {
+    throw new ReportDefinitionError(`report ${name}: only a join (sql/reports/joins/) takes :transactions`);
+  }
+  return report;
 }
 
 export function loadReportFile(file: string): ReportDefinition {
@@ -95,16 +116,28 @@ export function parseReport(name: string, file: string, text: string): ReportDef
       throw new ReportDefinitionError(`report ${name}: declares ${parameter.name} but never uses :${parameter.name}`);
     }
   }
+  if (header.join !== null && !/^[a-z0-9][a-z0-9-]{0,63}$/.test(header.join)) {
+    throw new ReportDefinitionError(`report ${name}: bad join ${JSON.stringify(header.join)}`);
+  }
   return { name, file, ...header, pieces, placeholders };
 }
 
-type Header = Pick<ReportDefinition, 'database' | 'description' | 'parameters'>;
+/** A join file of sql/reports/joins/ (see the top of this file). */
+export function loadJoin(name: string, directory: string = JOINS_DIR): ReportDefinition {
+  const join = loadReportFile(path.join(directory, `${name}.sql`));
+  if (join.database === 'both' || join.join !== null || join.parameters.some((p) => p.name !== 'transactions')) {
+    throw new ReportDefinitionError(`join ${name}: one database, no join of its own, and only :transactions`);
+  }
+  return join;
+}
+
+type Header = Pick<ReportDefinition, 'database' | 'description' | 'parameters' | 'join'>;
 
 function parseHeader(name: string, text: string): Header {
   const fields = new Map<string, string>();
   for (const line of text.split(/\r?\n/)) {
     if (!line.startsWith('--')) break;
-    const match = /^--\s*(database|description|params):\s*(.*?)\s*$/.exec(line);
+    const match = /^--\s*(database|description|params|join):\s*(.*?)\s*$/.exec(line);
     if (match) fields.set(match[1]!, match[2]!);
   }
   const database = fields.get('database');
@@ -115,7 +148,14 @@ function parseHeader(name: string, text: string): Header {
   if (!description) throw new ReportDefinitionError(`report ${name}: the header needs "-- description: ..."`);
   const params = fields.get('params');
   if (params === undefined) throw new ReportDefinitionError(`report ${name}: the header needs "-- params: ..." (or "none")`);
-  return { database, description, parameters: parseParamList(name, params) };
+  const joinText = fields.get('join');
+  let join: string | null = null;
+  if (joinText !== undefined) {
+    const match = new RegExp(`^(\\S+) on ${JOIN_KEY}$`).exec(joinText);
+    if (!match) throw new ReportDefinitionError(`report ${name}: write the join as "-- join: <name> on ${JOIN_KEY}"`);
+    join = match[1]!;
+  }
+  return { database, description, parameters: parseParamList(name, params), join };
 }
 
 function parseParamList(name: string, list: string): ReportParameter[] {
@@ -126,7 +166,7 @@ function parseParamList(name: string, list: string): ReportParameter[] {
     if (!match || !isReportParamName(match[1]!)) {
       throw new ReportDefinitionError(
         `report ${name}: bad parameter ${JSON.stringify(item.trim())}; write "name (required)" or "name (optional)" ` +
-          `with a name among ${REPORT_PARAM_NAMES.join(', ')}`,
+          `with a name among ${Object.keys(REPORT_PARAMETER_TYPES).join(', ')}`,
       );
     }
     if (parameters.some((p) => p.name === match[1])) throw new ReportDefinitionError(`report ${name}: ${match[1]} declared twice`);
@@ -168,7 +208,7 @@ export function splitParameters(name: string, text: string): { pieces: string[];
         if (close < 0) fail(`unterminated ${tag[0]} quote`);
         i = close + tag[0].length;
       } else if (/[0-9]/.test(next ?? '')) {
-        fail('positional parameters ($1) are not allowed: use :from, :to, :currency or :account');
+        fail('positional parameters ($1) are not allowed: use :from, :to, :currency, :account or :transactions');
       } else {
         i += 1;
       }
@@ -177,7 +217,11 @@ export function splitParameters(name: string, text: string): { pieces: string[];
     } else if (c === ':' && /[A-Za-z_]/.test(next ?? '')) {
       const word = /^[A-Za-z_][A-Za-z0-9_]*/.exec(text.slice(i + 1))![0];
       if (!isReportParamName(word))
-        fail(`unknown parameter :${word}; the parameters are ${REPORT_PARAM_NAMES.map((p) => `:${p}`).join(', ')}`);
+        fail(
+          `unknown parameter :${word}; the parameters are ${Object.keys(REPORT_PARAMETER_TYPES)
+            .map((p) => `:${p}`)
+            .join(', ')}`,
+        );
       pieces.push(text.slice(start, i));
       placeholders.push(word as ReportParamName);
       i += 1 + word.length;

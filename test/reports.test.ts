@@ -23,8 +23,13 @@ import {
   ReportDefinitionError,
   ReportInputError,
   runReport,
+  streamReport,
+  validateTimeZone,
+  parseDuration,
+  REPORT_FETCH_ROWS,
   type ReportResult,
 } from '../reconcile/reports.ts';
+import { parse as parseCsvStrict } from 'csv-parse/sync';
 import { createTestDatabases, type TestDatabases } from './helpers/testDatabases.ts';
 
 let db: TestDatabases;
@@ -49,6 +54,8 @@ const DAY_ORDERS: OrderSeed[] = [
   { account: A1, user: 'alice', currency: 'USD', amountMinor: 101n, path: ['processing', 'success'], at: '2024-03-02T00:00:00Z' },
   // 01:30 UTC on March 2nd: the day is the UTC day
   { account: A3, user: 'carol', currency: 'JPY', amountMinor: 1500n, path: ['failed'], at: '2024-03-01T23:30:00-02:00' },
+  // 23:30 UTC on March 2nd: 08:30 on March 3rd in Tokyo
+  { account: A1, user: 'alice', currency: 'USD', amountMinor: 4200n, path: ['processing', 'success'], at: '2024-03-02T23:30:00Z' },
 ];
 const OPEN_ORDERS: OrderSeed[] = [
   { account: A1, user: 'alice', currency: 'USD', amountMinor: 300n, path: [], ago: '20 seconds' },
@@ -194,9 +201,28 @@ test('when daily-withdrawals covers two days, then each UTC day, status and curr
     ['2024-03-01', 'success', 'EUR', '1', '7.00'],
     ['2024-03-01', 'success', 'USD', '2', '30.50'],
     ['2024-03-01', 'failed', 'USD', '1', '5.25'],
-    ['2024-03-02', 'success', 'USD', '1', '1.01'],
+    ['2024-03-02', 'success', 'USD', '2', '43.01'],
     ['2024-03-02', 'failed', 'JPY', '1', '1500'],
   ]);
+});
+
+test('when daily-withdrawals runs with --tz Asia/Tokyo, then days and date-only bounds are Tokyo days: 23:30 UTC is the next day', async (t) => {
+  const tokyo = await runReport('daily-withdrawals', { from: '2024-03-01', to: '2024-03-04' }, db.databases, { timeZone: 'Asia/Tokyo' });
+  t.deepEqual(tokyo.rows, [
+    ['2024-03-01', 'success', 'EUR', '1', '7.00'],
+    ['2024-03-01', 'success', 'USD', '1', '10.00'],
+    ['2024-03-01', 'failed', 'USD', '1', '5.25'],
+    ['2024-03-02', 'success', 'USD', '2', '21.51'],
+    ['2024-03-02', 'failed', 'JPY', '1', '1500'],
+    ['2024-03-03', 'success', 'USD', '1', '42.00'],
+  ]);
+  // --from 2024-03-03 is midnight in Tokyo, 15:00 UTC on March 2nd
+  const third = await runReport('daily-withdrawals', { from: '2024-03-03', to: '2024-03-04' }, db.databases, { timeZone: 'Asia/Tokyo' });
+  t.deepEqual(third.rows, [['2024-03-03', 'success', 'USD', '1', '42.00']]);
+  t.deepEqual((await run('daily-withdrawals', { from: '2024-03-03', to: '2024-03-04' })).rows, [], 'in UTC the order is on March 2nd');
+  t.throws(() => validateTimeZone('Mars/Olympus'), { instanceOf: ReportInputError });
+  t.throws(() => validateTimeZone('+09:00'), { instanceOf: ReportInputError });
+  t.is(validateTimeZone('America/New_York'), 'America/New_York');
 });
 
 test('when daily-withdrawals is bounded by --to and --currency, then to is exclusive and other currencies are left out', async (t) => {
@@ -210,7 +236,7 @@ test('when daily-withdrawals is bounded by --to and --currency, then to is exclu
   t.deepEqual(usd.rows, [
     ['2024-03-01', 'success', 'USD', '2', '30.50'],
     ['2024-03-01', 'failed', 'USD', '1', '5.25'],
-    ['2024-03-02', 'success', 'USD', '1', '1.01'],
+    ['2024-03-02', 'success', 'USD', '2', '43.01'],
   ]);
   const all = await run('daily-withdrawals');
   t.is(
@@ -357,67 +383,17 @@ test('when outbox-lag runs, then each database has its unrelayed count and the a
 
 // ---------------------------------------------------------------- output
 
-/** RFC 4180, the reading side: quoted fields, doubled quotes, CRLF records. */
-function parseCsv(text: string): string[][] {
-  const records: string[][] = [];
-  let record: string[] = [];
-  let field = '';
-  let i = 0;
-  let quoted = false;
-  while (i < text.length) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        field += '"';
-        i += 2;
-        continue;
-      }
-      if (c === '"') {
-        quoted = false;
-        i += 1;
-        continue;
-      }
-      field += c;
-      i += 1;
-      continue;
-    }
-    if (c === '"' && field === '') {
-      quoted = true;
-      i += 1;
-      continue;
-    }
-    if (c === ',') {
-      record.push(field);
-      field = '';
-      i += 1;
-      continue;
-    }
-    if (c === '\r' && text[i + 1] === '\n') {
-      record.push(field);
-      records.push(record);
-      record = [];
-      field = '';
-      i += 2;
-      continue;
-    }
-    field += c;
-    i += 1;
-  }
-  if (field !== '' || record.length > 0) {
-    record.push(field);
-    records.push(record);
-  }
-  return records;
-}
-
 const asStrings = (result: Pick<ReportResult, 'columns' | 'rows'>) => [
   [...result.columns],
   ...result.rows.map((row) => row.map((cell) => cell ?? '')),
 ];
+/** csv-parse, a real RFC 4180 reader, strict about quotes and record lengths */
+const parseCsv = (text: string): string[][] => parseCsvStrict(text, { relax_quotes: false, record_delimiter: '\r\n', bom: false });
 
-test('when a report is written as CSV, then it parses back to the same header and rows', async (t) => {
-  for (const name of ['trial-balance', 'account-statement', 'outbox-lag']) {
+test('when a report is written as CSV, then a CSV parser reads back the same header and rows', async (t) => {
+  for (const name of ['daily-withdrawals', 'trial-balance', 'account-statement', 'outbox-lag']) {
     const result = await run(name, name === 'account-statement' ? { account: A1 } : {});
+    t.true(result.rows.length > 0, name);
     t.deepEqual(parseCsv(formatCsv(result)), asStrings(result), name);
   }
   const tricky = {
@@ -430,6 +406,95 @@ test('when a report is written as CSV, then it parses back to the same header an
   const csv = formatCsv(tricky);
   t.is(csv, 'a,"b,c"\r\n"say ""hi""","x\r\ny"\r\n,plain\r\n');
   t.deepEqual(parseCsv(csv), asStrings(tricky));
+});
+
+test('when a text cell starts like a spreadsheet formula, then CSV neutralises it, and a negative number stays a number', (t) => {
+  const cells = [
+    '=HYPERLINK("http://x","y")',
+    '+1+2',
+    '-2+3',
+    '@SUM(A1)',
+    '\tlead',
+    '\rlead',
+    '-',
+    '-0.05',
+    '-966.50',
+    '1500',
+    '0.00',
+    'a=b',
+  ];
+  const csv = formatCsv({ columns: cells.map((_c, i) => `c${i}`), rows: [cells] });
+  const [, row] = parseCsv(csv);
+  t.deepEqual(row, [
+    `'=HYPERLINK("http://x","y")`,
+    "'+1+2",
+    "'-2+3",
+    "'@SUM(A1)",
+    "'\tlead",
+    "'\rlead",
+    "'-",
+    '-0.05',
+    '-966.50',
+    '1500',
+    '0.00',
+    'a=b',
+  ]);
+  t.false(
+    row!.some((cell) => /^[=+@\t\r]/.test(cell) || (/^-/.test(cell) && !/^-\d+(\.\d+)?$/.test(cell))),
+    'no cell a spreadsheet would evaluate',
+  );
+});
+
+test('when a report has more rows than one fetch, then it streams every row in bounded batches with no cap', async (t) => {
+  const { report, cleanup } = await temporaryReport(
+    'many',
+    [
+      '-- database: ledger',
+      '-- description: many rows',
+      '-- params: none',
+      "select g, format_minor(g - 125000, 'USD') as amount from generate_series(1, 250000) g",
+    ].join('\n'),
+  );
+  try {
+    let batches = 0;
+    let largest = 0;
+    let last: readonly (string | null)[] = [];
+    const streamed = await streamReport(
+      report,
+      {},
+      db.databases,
+      {},
+      {
+        columns: (columns) => {
+          t.deepEqual(columns, ['g', 'amount']);
+        },
+        rows: (rows) => {
+          batches += 1;
+          largest = Math.max(largest, rows.length);
+          last = rows.at(-1)!;
+        },
+      },
+    );
+    t.is(streamed.rowCount, 250_000);
+    t.is(largest, REPORT_FETCH_ROWS);
+    t.is(batches, Math.ceil(250_000 / REPORT_FETCH_ROWS));
+    t.deepEqual(last, ['250000', '1250.00']);
+    const small = await executeReport(loadReport('daily-withdrawals'), { from: null, to: null, currency: null }, db.databases, {
+      fetchRows: 2,
+    });
+    t.deepEqual(small.rows, (await run('daily-withdrawals')).rows, 'a fetch of 2 rows at a time gives the same report');
+  } finally {
+    await cleanup();
+  }
+});
+
+test('when --statement-timeout is given, then it is read as a bounded duration', (t) => {
+  t.is(parseDuration(undefined), 30_000);
+  t.is(parseDuration('45000'), 45_000);
+  t.is(parseDuration('250ms'), 250);
+  t.is(parseDuration('90s'), 90_000);
+  t.is(parseDuration('10min'), 600_000);
+  for (const bad of ['0', '-5s', '2h', '61min', 'soon', '1.5s']) t.throws(() => parseDuration(bad), { instanceOf: ReportInputError }, bad);
 });
 
 test('when a report is written as a table, then columns are aligned and numbers right-aligned', (t) => {
@@ -495,24 +560,28 @@ async function temporaryReport(name: string, text: string) {
 }
 
 test('when a report tries to write, then the read-only transaction refuses it and nothing is written', async (t) => {
-  const { report, cleanup } = await temporaryReport(
-    'writes',
-    [
-      '-- database: balance',
-      '-- description: tries to write',
-      '-- params: none',
-      "insert into outbox (topic, transaction_id, payload) values ('reports.write', gen_random_uuid(), '{}') returning id",
-    ].join('\n'),
-  );
-  try {
-    const error = await t.throwsAsync(executeReport(report, {}, db.databases));
-    t.is((error as Error & { code?: string }).code, '25006', 'read_only_sql_transaction');
-    const written = await db.databases.balance.oneFirst(sql.type(z.object({ n: z.number() }))`
-      select count(*)::int as n from outbox where topic = 'reports.write'`);
-    t.is(written, 0);
-  } finally {
-    await cleanup();
+  const writers = [
+    // a cursor refuses a data-modifying statement outright
+    "insert into outbox (topic, transaction_id, payload) values ('reports.write', gen_random_uuid(), '{}') returning id",
+    // a function that writes is refused by the read-only transaction
+    "select outcome from account_credit(gen_random_uuid(), (select id from accounts limit 1), 1, 'reports.write')",
+  ];
+  for (const [index, statement] of writers.entries()) {
+    const { report, cleanup } = await temporaryReport(
+      `writes-${index}`,
+      ['-- database: balance', '-- description: tries to write', '-- params: none', statement].join('\n'),
+    );
+    try {
+      const error = await t.throwsAsync(executeReport(report, {}, db.databases));
+      const failure = error as Error & { code?: string; cause?: { code?: string } };
+      t.is(failure.code ?? failure.cause?.code, index === 0 ? '42601' : '25006', `${statement}: ${error?.message}`);
+    } finally {
+      await cleanup();
+    }
   }
+  const written = await db.databases.balance.oneFirst(sql.type(z.object({ n: z.number() }))`
+    select ((select count(*) from outbox where topic = 'reports.write') + (select count(*) from credits where actor = 'reports.write'))::int as n`);
+  t.is(written, 0);
 });
 
 test('when the reporter role exists, then reports run as it on both databases, with a bounded statement time', async (t) => {
@@ -601,9 +670,9 @@ test('when a report is unknown or its parameters are missing or bad, then a clea
 
 // ---------------------------------------------------------------- the command
 
-function reportCommand(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'reconcile/reportMain.ts', ...args], {
+function reportCommand(args: string[], command: readonly string[] = [process.execPath, '--import', 'tsx', 'reconcile/reportMain.ts']) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(command[0]!, [...command.slice(1), ...args], {
       cwd: projectRoot,
       env: { ...process.env, BALANCE_DATABASE_URL: db.balanceUrl, LEDGER_DATABASE_URL: db.ledgerUrl, LOG_LEVEL: 'silent' },
     });
@@ -634,4 +703,28 @@ test('when npm run report is given a report and --csv, then it prints the CSV; a
   const missing = await reportCommand(['account-statement', '--from', 'yesterday']);
   t.is(missing.code, 2);
   t.regex(missing.stderr, /--account is required; --from "yesterday" must be an ISO 8601 date/);
+});
+
+test('when the documented `npm run --silent report -- <name> --csv` runs, then standard output is exactly the CSV', async (t) => {
+  const expected = await runReport('daily-withdrawals', { from: '2024-03-01', to: '2024-03-04' }, db.databases, { timeZone: 'Asia/Tokyo' });
+  const args = [
+    'daily-withdrawals',
+    '--from',
+    '2024-03-01',
+    '--to',
+    '2024-03-04',
+    '--tz',
+    'Asia/Tokyo',
+    '--statement-timeout',
+    '20s',
+    '--csv',
+  ];
+  const npm = await reportCommand(args, ['npm', 'run', '--silent', 'report', '--']);
+  t.is(npm.code, 0, npm.stderr);
+  t.is(npm.stdout, formatCsv(expected));
+  t.deepEqual(parseCsv(npm.stdout), asStrings(expected));
+  const badZone = await reportCommand(['daily-withdrawals', '--tz', 'Mars/Olympus', '--csv']);
+  t.is(badZone.code, 2);
+  t.is(badZone.stdout, '');
+  t.regex(badZone.stderr, /--tz "Mars\/Olympus" must be an IANA time zone/);
 });
