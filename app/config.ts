@@ -30,6 +30,13 @@ const EnvSchema = z
     DB_POOL_SIZE_MAX: count(1, 200, 20),
     DB_STATEMENT_TIMEOUT_MS: milliseconds(100, 600_000, 30_000),
     LEDGER_DB_ROLE: z.union([z.literal(''), roleName]).default(LEDGER_DB_ROLE_DEFAULT),
+    // reports and reconciliation read from these (streaming replicas) when set; writes stay on the primaries
+    BALANCE_REPORTS_DATABASE_URL: optionalUrl,
+    LEDGER_REPORTS_DATABASE_URL: optionalUrl,
+    // a report refuses a replica whose data may be older than this (0: only an up-to-date replica)
+    REPORTS_REPLICA_LAG_MAX_MS: milliseconds(0, 86_400_000, 300_000),
+    // reconciliation waits this long for a replica to replay what the primary had committed, then fails the run
+    REPLICA_WAIT_MS: milliseconds(100, 3_600_000, 30_000),
 
     AUTH_JWT_SECRET: secret(32).optional(),
     ADMIN_TOKEN: secret(16).optional(),
@@ -136,6 +143,11 @@ export type Config = Readonly<{
     statementTimeoutMs: number;
     /** the role the Ledger DB pool assumes when the login user may; null: the login user itself */
     ledgerRole: string | null;
+    /** read replicas for reports and reconciliation; undefined: read the primaries */
+    reportsBalanceUrl: string | undefined;
+    reportsLedgerUrl: string | undefined;
+    replicaLagMaxMs: number;
+    replicaWaitMs: number;
   }>;
   auth: Readonly<{
     jwtSecret: string;
@@ -265,6 +277,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       poolSizeMax: e.DB_POOL_SIZE_MAX,
       statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
       ledgerRole: e.LEDGER_DB_ROLE === '' ? null : e.LEDGER_DB_ROLE,
+      reportsBalanceUrl: e.BALANCE_REPORTS_DATABASE_URL,
+      reportsLedgerUrl: e.LEDGER_REPORTS_DATABASE_URL,
+      replicaLagMaxMs: e.REPORTS_REPLICA_LAG_MAX_MS,
+      replicaWaitMs: e.REPLICA_WAIT_MS,
     },
     auth: {
       jwtSecret: e.AUTH_JWT_SECRET ?? randomSecret(),

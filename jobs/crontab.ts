@@ -12,6 +12,8 @@ export const CRONTAB = [
   '* * * * * recovery__stale_processing ?id=recovery_stale_processing&max=1&jobKey=cron_recovery_stale_processing',
   // three-way reconciliation of what changed since the previous run
   '*/5 * * * * reconcile__run ?id=reconcile_run&max=1&jobKey=cron_reconcile_run',
+  // the provider's settlement statement of yesterday (UTC), imported and matched once the day is over
+  '20 1 * * * settlement__import_yesterday ?id=settlement_import_yesterday&max=1&jobKey=cron_settlement_import_yesterday',
   // delete what is past its retention (idempotency keys, relayed rows of both outboxes, applied
   // callbacks), each table in bounded batches: PRUNE_ROWS_PER_RUN_MAX rows a minute per table
   '* * * * * maintenance__prune ?id=maintenance_prune&max=1&jobKey=maintenance_prune&queue=maintenance_prune',

@@ -12,6 +12,7 @@ import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
 import { queryStaleProcessing, resumeStaleInit } from '../reconcile/recovery.ts';
 import { runReconciliation } from '../reconcile/reconcileRun.ts';
 import { runLedgerCheckpoints } from '../reconcile/ledgerCheckpoints.ts';
+import { dayBefore, importFromProvider } from '../reconcile/settlementImport.ts';
 import { runPruning } from './pruning.ts';
 
 export { pruneIdempotencyKeys } from './pruning.ts';
@@ -40,6 +41,8 @@ const GatewaySubmitBatchPayload = z.object({
   submits: z.array(GatewaySubmitPayload).min(1).max(1_000),
   source: z.string().max(64).optional(),
 });
+
+const CronPayload = z.object({ _cron: z.object({ ts: z.string().datetime({ offset: true }) }).passthrough().optional() }).passthrough();
 
 function parsePayload<T extends z.ZodTypeAny>(schema: T, payload: unknown, helpers: JobHelpers): z.infer<T> {
   const parsed = schema.safeParse(payload);
@@ -125,11 +128,23 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     if (run.stoppedBy === 'out_of_order') deps.logger.error({ nextDay: run.nextDay }, 'ledger checkpoints: an earlier day is not closed');
   };
 
+  /** Yesterday's statement: the cron's own tick says which day, so a backfilled tick imports its own day. */
+  const settlementImportYesterday: Task = async (payload, helpers) => {
+    const { _cron } = parsePayload(CronPayload, payload ?? {}, helpers);
+    const tick = _cron ? new Date(_cron.ts) : new Date();
+    const date = dayBefore(tick);
+    const result = await importFromProvider({ databases, config, logger: deps.logger, psp: deps.psp, date, importedBy: 'cron', replace: false, now: tick });
+    if (result.outcome.kind === 'conflicting') {
+      deps.logger.warn({ date, statementId: result.outcome.statementId.toString() }, 'the provider re-issued a different statement');
+    }
+  };
+
   const tasks: TaskList = {
     ledger__post: ledgerPost,
     recovery__stale_init: recoveryStaleInit,
     recovery__stale_processing: recoveryStaleProcessing,
     reconcile__run: reconcileRun,
+    settlement__import_yesterday: settlementImportYesterday,
     maintenance__prune: prune,
     idempotency__prune: prune,
     gateway__submit: gatewaySubmit,

@@ -212,6 +212,7 @@ test.serial(
     const psp: PspAdapter = {
       submitPayout: () => Promise.reject(new Error('no payouts in this test')),
       getPayout: () => Promise.reject(new Error('no payouts in this test')),
+      getSettlementStatement: () => Promise.reject(new Error('no statements in this test')),
       close: async () => {},
     };
     const taskList = buildTaskList({

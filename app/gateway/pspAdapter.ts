@@ -28,8 +28,16 @@ export type PayoutLookup =
   | { readonly kind: 'not_found' }
   | { readonly kind: 'unknown'; readonly reason: string };
 
+/** A day's settlement statement as the provider sent it: the CSV text (see reconcile/settlementStatement.ts). */
+export type StatementFetch =
+  | { readonly kind: 'found'; readonly csv: string }
+  /** timeout, 5xx, a body too large, anything else: nothing learned, try again later */
+  | { readonly kind: 'unknown'; readonly reason: string };
+
 export interface PspAdapter {
   submitPayout(request: PayoutRequest, signal?: AbortSignal): Promise<SubmitOutcome>;
   getPayout(reference: string, signal?: AbortSignal): Promise<PayoutLookup>;
+  /** The statement of one UTC day, `date` as YYYY-MM-DD: every payout settled (paid or reversed) that day. */
+  getSettlementStatement(date: string, signal?: AbortSignal): Promise<StatementFetch>;
   close(): Promise<void>;
 }

@@ -1,7 +1,7 @@
 // The provider adapter over HTTP (undici), for the simulator's API and providers shaped like it.
 // Connect and response timeouts are bounded; the idempotency key is our transactionId.
 import { Agent, request } from 'undici';
-import type { PayoutLookup, PayoutRequest, PspAdapter, SubmitOutcome } from './pspAdapter.ts';
+import type { PayoutLookup, PayoutRequest, PspAdapter, StatementFetch, SubmitOutcome } from './pspAdapter.ts';
 
 export type PspHttpSettings = Readonly<{
   baseUrl: string;
@@ -12,6 +12,10 @@ export type PspHttpSettings = Readonly<{
 }>;
 
 const RESPONSE_BODY_LENGTH_MAX = 64 * 1024;
+/** A statement has one line (about 120 bytes) per payout of the day: room for a few million. */
+export const STATEMENT_BODY_LENGTH_MAX = 512 * 1024 * 1024;
+/** Downloading a large statement takes longer than one API call. */
+const STATEMENT_TIMEOUT_MS_MIN = 120_000;
 
 export function createPspHttpAdapter(settings: PspHttpSettings): PspAdapter {
   const agent = new Agent({
@@ -76,6 +80,27 @@ export function createPspHttpAdapter(settings: PspHttpSettings): PspAdapter {
       return { kind: 'unknown', reason: `HTTP ${reply.status}` };
     },
 
+    async getSettlementStatement(date: string, signal?: AbortSignal): Promise<StatementFetch> {
+      if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new RangeError(`date must be YYYY-MM-DD, got ${JSON.stringify(date)}`);
+      const deadline = AbortSignal.timeout(Math.max(settings.timeoutMs, STATEMENT_TIMEOUT_MS_MIN));
+      try {
+        const response = await request(`${base}/settlements?date=${date}`, {
+          method: 'GET',
+          dispatcher: agent,
+          headers: { accept: 'text/csv' },
+          headersTimeout: settings.timeoutMs,
+          bodyTimeout: Math.max(settings.timeoutMs, STATEMENT_TIMEOUT_MS_MIN),
+          signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
+        });
+        const { text, truncated } = await readUpTo(response.body, STATEMENT_BODY_LENGTH_MAX);
+        if (truncated) return { kind: 'unknown', reason: `statement larger than ${STATEMENT_BODY_LENGTH_MAX} bytes` };
+        if (response.statusCode !== 200) return { kind: 'unknown', reason: `HTTP ${response.statusCode}` };
+        return { kind: 'found', csv: text };
+      } catch (error) {
+        return { kind: 'unknown', reason: describeTransportError(error) };
+      }
+    },
+
     close: () => agent.close(),
   };
 }
@@ -84,6 +109,17 @@ export function createPspHttpAdapter(settings: PspHttpSettings): PspAdapter {
 export function payoutNotFound(body: Record<string, unknown>, reference: string): boolean {
   const error = body.error as Record<string, unknown> | undefined;
   return typeof error === 'object' && error !== null && error.code === 'payout_not_found' && error.reference === reference;
+}
+
+async function readUpTo(body: AsyncIterable<Buffer | Uint8Array>, limit: number): Promise<{ text: string; truncated: boolean }> {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of body) {
+    length += chunk.length;
+    if (length > limit) return { text: '', truncated: true };
+    chunks.push(Buffer.from(chunk));
+  }
+  return { text: Buffer.concat(chunks).toString('utf8'), truncated: false };
 }
 
 /** The closed set: 2xx accepted; a 4xx that says it is definitive rejected; anything else unknown. */

@@ -7,6 +7,9 @@ export const KNOB_MS_MAX = 600_000;
 
 const rateKnob = z.number().min(0).max(1);
 const msKnob = z.number().int().min(0).max(KNOB_MS_MAX);
+/** Upper bound of the fee knob, in the smallest unit the amount is written in. */
+export const KNOB_FEE_MINOR_MAX = 1_000_000;
+const feeKnob = z.number().int().min(0).max(KNOB_FEE_MINOR_MAX);
 
 export const KnobsSchema = z
   .object({
@@ -19,6 +22,9 @@ export const KnobsSchema = z
     lateCallbackMs: msKnob,
     dropCallbackRate: rateKnob,
     reverseAfterPaidRate: rateKnob,
+    // the provider's fee on each paid payout, in the smallest unit of the amount as written
+    // ("10.00" → cents): shown on the settlement statement, never taken from the payout itself
+    feeMinor: feeKnob,
   })
   .strict();
 export type Knobs = z.infer<typeof KnobsSchema>;
@@ -38,6 +44,7 @@ export const KNOBS_DEFAULT: Readonly<Knobs> = Object.freeze({
   lateCallbackMs: 0,
   dropCallbackRate: 0,
   reverseAfterPaidRate: 0,
+  feeMinor: 0,
 });
 
 const KNOB_NAMES = Object.keys(KnobsSchema.shape) as KnobName[];
@@ -49,6 +56,7 @@ export function knobEnvName(name: KnobName): string {
 }
 
 function knobRule(name: KnobName): string {
+  if (name === 'feeMinor') return `an integer in [0, ${KNOB_FEE_MINOR_MAX}]`;
   return name.endsWith('Ms') ? `an integer number of milliseconds in [0, ${KNOB_MS_MAX}]` : 'a number in [0, 1]';
 }
 

@@ -72,11 +72,46 @@ export function sameRequest(record: PayoutRecord, request: PayoutRequest): boole
   return record.amount === request.amount && record.currency === request.currency && record.destination === request.destination;
 }
 
+/** One line of a daily settlement statement (contract: GET /settlements). */
+export type SettlementLine = Readonly<{
+  reference: string;
+  amount: string;
+  currency: string;
+  status: 'paid' | 'reversed';
+  settledAt: string;
+  fee: string;
+}>;
+
+export const SETTLEMENT_HEADER = 'reference,amount,currency,status,settledAt,fee';
+
+/**
+ * `feeMinor` of the smallest unit the amount is written in, as a decimal string with the same
+ * number of decimals ("10.00" and 25 → "0.25"; "1500" and 3 → "3"). Digits only, no arithmetic
+ * on amounts: the simulator never does money arithmetic.
+ */
+export function feeText(amount: string, feeMinor: number): string {
+  const decimals = amount.includes('.') ? amount.length - amount.indexOf('.') - 1 : 0;
+  const digits = String(feeMinor).padStart(decimals + 1, '0');
+  return decimals === 0 ? digits : `${digits.slice(0, -decimals)}.${digits.slice(-decimals)}`;
+}
+
+function csvField(text: string): string {
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/** RFC 4180 (CRLF), the header first, the lines in the order they settled. */
+export function settlementCsv(lines: readonly SettlementLine[]): string {
+  const rows = lines.map((l) => [l.reference, l.amount, l.currency, l.status, l.settledAt, l.fee].map(csvField).join(','));
+  return [SETTLEMENT_HEADER, ...rows].map((row) => `${row}\r\n`).join('');
+}
+
 /** What a first request gets: never answered, or a status and body. */
 export type FirstAnswer = 'hang' | { status: number; body: string };
 
 export function createPayoutBook(deps: {
   settleMs: number;
+  /** the fee knob at the moment a payout is paid */
+  feeMinor: () => number;
   /** schedules a delayed action that the simulator cancels on stop */
   later: (delayMs: number, action: () => void) => void;
   callbacks: CallbackSender;
@@ -85,6 +120,8 @@ export function createPayoutBook(deps: {
   const payouts = new Map<string, PayoutRecord>();
   const executed = new Map<string, number>();
   const reversed: string[] = [];
+  /** every paid and reversed payout, in the order it happened: the statements are cut from it by UTC day */
+  const settlements: SettlementLine[] = [];
   const counters = { accepted: 0, rejected: 0, errors: 0, hangs: 0 };
 
   function setStatus(record: PayoutRecord, status: PayoutStatus, failureCode?: string): void {
@@ -94,8 +131,13 @@ export function createPayoutBook(deps: {
     record.updatedAt = new Date().toISOString();
   }
 
+  function settlementLine(record: PayoutRecord, status: SettlementLine['status'], fee: string): SettlementLine {
+    return { reference: record.reference, amount: record.amount, currency: record.currency, status, settledAt: record.updatedAt, fee };
+  }
+
   function settle(record: PayoutRecord, decision: Decision): void {
     setStatus(record, decision.outcome, decision.outcome === 'failed' ? FAILED_AFTER_ACCEPT_CODE : undefined);
+    if (record.status === 'paid') settlements.push(settlementLine(record, 'paid', feeText(record.amount, deps.feeMinor())));
     callbacks.emit(callbackEvent(record), decision.outcomeCallback);
     if (decision.reverse) later(decision.reverseDelayMs, () => reverse(record, decision));
   }
@@ -103,6 +145,7 @@ export function createPayoutBook(deps: {
   function reverse(record: PayoutRecord, decision: Decision): void {
     setStatus(record, 'failed', REVERSED_CODE);
     reversed.push(record.reference);
+    settlements.push(settlementLine(record, 'reversed', feeText(record.amount, 0)));
     callbacks.emit(callbackEvent(record), decision.reversalCallback);
   }
 
@@ -153,7 +196,12 @@ export function createPayoutBook(deps: {
     return { executed: Object.fromEntries(executed), payouts: payouts.size, ...counters, reversed: [...reversed] };
   }
 
-  return { get: (reference: string) => payouts.get(reference), size: () => payouts.size, firstRequest, stats };
+  /** The statement of one UTC day (YYYY-MM-DD): the lines whose settledAt falls on it. */
+  function statement(date: string): SettlementLine[] {
+    return settlements.filter((line) => line.settledAt.startsWith(date));
+  }
+
+  return { get: (reference: string) => payouts.get(reference), size: () => payouts.size, firstRequest, stats, statement };
 }
 
 export type PayoutBook = ReturnType<typeof createPayoutBook>;
