@@ -42,7 +42,14 @@ const GatewaySubmitBatchPayload = z.object({
   source: z.string().max(64).optional(),
 });
 
-const CronPayload = z.object({ _cron: z.object({ ts: z.string().datetime({ offset: true }) }).passthrough().optional() }).passthrough();
+const CronPayload = z
+  .object({
+    _cron: z
+      .object({ ts: z.string().datetime({ offset: true }) })
+      .passthrough()
+      .optional(),
+  })
+  .passthrough();
 
 function parsePayload<T extends z.ZodTypeAny>(schema: T, payload: unknown, helpers: JobHelpers): z.infer<T> {
   const parsed = schema.safeParse(payload);
@@ -133,7 +140,16 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     const { _cron } = parsePayload(CronPayload, payload ?? {}, helpers);
     const tick = _cron ? new Date(_cron.ts) : new Date();
     const date = dayBefore(tick);
-    const result = await importFromProvider({ databases, config, logger: deps.logger, psp: deps.psp, date, importedBy: 'cron', replace: false, now: tick });
+    const result = await importFromProvider({
+      databases,
+      config,
+      logger: deps.logger,
+      psp: deps.psp,
+      date,
+      importedBy: 'cron',
+      replace: false,
+      now: tick,
+    });
     if (result.outcome.kind === 'conflicting') {
       deps.logger.warn({ date, statementId: result.outcome.statementId.toString() }, 'the provider re-issued a different statement');
     }

@@ -59,13 +59,15 @@ export async function importAndMatch(deps: {
 }
 
 /** The statement of `date` from the provider, then importAndMatch. */
-export async function importFromProvider(deps: Omit<Parameters<typeof importAndMatch>[0], 'statement' | 'source'> & {
-  psp: PspAdapter;
-  date: string;
-  importedBy: string;
-  /** the clock seam: the day must be over at this instant (default now) */
-  now?: Date;
-}): Promise<SettlementImportResult> {
+export async function importFromProvider(
+  deps: Omit<Parameters<typeof importAndMatch>[0], 'statement' | 'source'> & {
+    psp: PspAdapter;
+    date: string;
+    importedBy: string;
+    /** the clock seam: the day must be over at this instant (default now) */
+    now?: Date;
+  },
+): Promise<SettlementImportResult> {
   assertDayIsOver(deps.date, deps.now);
   const fetched = await deps.psp.getSettlementStatement(deps.date);
   if (fetched.kind !== 'found') throw new StatementUnavailableError(`the provider's statement of ${deps.date}: ${fetched.reason}`);

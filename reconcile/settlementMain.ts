@@ -89,12 +89,20 @@ async function main(): Promise<number> {
   }
   const csv = values.file ? await readFile(values.file, 'utf8').catch((error: Error) => fail(error.message)) : null;
   const config = loadConfigOrExit();
-  const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, name: 'settlement', destination: process.stderr });
+  const logger = createLogger({
+    level: config.logLevel === 'info' ? 'warn' : config.logLevel,
+    name: 'settlement',
+    destination: process.stderr,
+  });
   if (mode === 'import' && csv === null && !config.psp.baseUrl) fail('PSP_BASE_URL is not set: give --file with a downloaded statement');
   const urls = await resolveDatabaseUrls(config, (message) => logger.warn(message));
   const poolOptions = { poolSizeMax: 4, statementTimeoutMs: 600_000, applicationName: 'withdraw-settlement' };
   const databases = await createDatabases(urls, poolOptions);
-  const replicas = await openReadDatabases({ balance: config.database.reportsBalanceUrl, ledger: config.database.reportsLedgerUrl }, databases, poolOptions);
+  const replicas = await openReadDatabases(
+    { balance: config.database.reportsBalanceUrl, ledger: config.database.reportsLedgerUrl },
+    databases,
+    poolOptions,
+  );
   const psp = csv === null && config.psp.baseUrl ? createPspHttpAdapter({ baseUrl: config.psp.baseUrl, ...config.gateway }) : null;
   try {
     const common = { databases, reads: replicas.reads, config, logger };

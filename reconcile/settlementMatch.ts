@@ -130,7 +130,10 @@ async function paidOrders(balance: DatabasePool, from: string, to: string, until
          and o.updated_at < ${instant(to, 1 + SETTLEMENT_LOOKAHEAD_DAYS, 0)}::timestamptz
          and o.created_at < ${instant(to, 1, SETTLEMENT_CLOCK_SKEW_MS)}::timestamptz
          and o.updated_at <= ${until.toISOString()}::timestamptz`);
-    const days = orders.length === 0 ? [] : await tx.anyFirst(sql.type(z.object({ day: z.string() }))`
+    const days =
+      orders.length === 0
+        ? []
+        : await tx.anyFirst(sql.type(z.object({ day: z.string() }))`
       select statement_date::text as day from settlement_statements
        where state = 'current' and statement_date between ${minOf(orders.map((o) => o.firstDay))}::date and ${maxOf(orders.map((o) => o.lastDay))}::date`);
     return { orders, days: new Set(days) };
@@ -139,8 +142,9 @@ async function paidOrders(balance: DatabasePool, from: string, to: string, until
 
 /** Midnight UTC of `day` plus whole days and milliseconds, as ISO. */
 const instant = (day: string, days: number, ms: number) => new Date(Date.parse(`${day}T00:00:00Z`) + days * DAY_MS + ms).toISOString();
-const minOf = (values: readonly string[]) => values.reduce((a, b) => (b < a ? b : a));
-const maxOf = (values: readonly string[]) => values.reduce((a, b) => (b > a ? b : a));
+/** The first and last of YYYY-MM-DD days (text order is day order). */
+const minOf = (values: readonly string[]) => [...values].sort()[0]!;
+const maxOf = (values: readonly string[]) => [...values].sort().at(-1)!;
 
 function everyDayImported(firstDay: string, lastDay: string, days: ReadonlySet<string>): boolean {
   for (let t = Date.parse(`${firstDay}T00:00:00Z`); t <= Date.parse(`${lastDay}T00:00:00Z`); t += DAY_MS) {
@@ -168,10 +172,14 @@ async function journalsOf(ledger: DatabasePool, transactionIds: readonly string[
   return byTx;
 }
 
-const describeLines = (lines: readonly Line[]) => lines.map((l) => `${l.status} ${l.amount} ${l.currency} on ${l.statementDate}#${l.lineNumber}`).join('; ');
+const describeLines = (lines: readonly Line[]) =>
+  lines.map((l) => `${l.status} ${l.amount} ${l.currency} on ${l.statementDate}#${l.lineNumber}`).join('; ');
 
 /** The findings of one reference: its lines (every current statement) against its order. */
-function referenceFindings(lines: readonly Line[], until: Date): { findings: SettlementFinding[]; ledgerCheck: 'settle' | 'reverse' | null } {
+function referenceFindings(
+  lines: readonly Line[],
+  until: Date,
+): { findings: SettlementFinding[]; ledgerCheck: 'settle' | 'reverse' | null } {
   const first = lines[0]!;
   const base = {
     subject: `settlement:${first.reference}`,
@@ -179,21 +187,39 @@ function referenceFindings(lines: readonly Line[], until: Date): { findings: Set
     accountId: first.accountId,
     transactionId: first.transactionId,
     currency: first.orderCurrency ?? first.currency,
-    details: { reference: first.reference, lines: lines.map((l) => ({ date: l.statementDate, line: l.lineNumber, status: l.status, amount: l.amount, currency: l.currency })) },
+    details: {
+      reference: first.reference,
+      lines: lines.map((l) => ({ date: l.statementDate, line: l.lineNumber, status: l.status, amount: l.amount, currency: l.currency })),
+    },
   };
   const findings: SettlementFinding[] = [];
   const paid = lines.filter((l) => l.status === 'paid');
   const reversed = lines.filter((l) => l.status === 'reversed');
   if (paid.length > 1 || reversed.length > 1) {
-    findings.push({ ...base, category: 'settlement_duplicated', expected: 'one paid line (and at most one reversed line)', actual: describeLines(lines) });
+    findings.push({
+      ...base,
+      category: 'settlement_duplicated',
+      expected: 'one paid line (and at most one reversed line)',
+      actual: describeLines(lines),
+    });
   }
   if (first.orderId === null) {
-    findings.push({ ...base, category: 'settlement_extra', expected: 'an order with this transaction id', actual: `no order; ${describeLines(lines)}` });
+    findings.push({
+      ...base,
+      category: 'settlement_extra',
+      expected: 'an order with this transaction id',
+      actual: `no order; ${describeLines(lines)}`,
+    });
     return { findings, ledgerCheck: null };
   }
   const wrongCurrency = lines.filter((l) => l.currency !== first.orderCurrency);
   if (wrongCurrency.length > 0) {
-    findings.push({ ...base, category: 'settlement_currency_mismatch', expected: `${first.orderCurrency}`, actual: describeLines(wrongCurrency) });
+    findings.push({
+      ...base,
+      category: 'settlement_currency_mismatch',
+      expected: `${first.orderCurrency}`,
+      actual: describeLines(wrongCurrency),
+    });
   }
   const wrongAmount = lines.filter((l) => l.currency === first.orderCurrency && l.amountMinor !== first.orderAmountMinor);
   if (wrongAmount.length > 0) {
@@ -206,11 +232,21 @@ function referenceFindings(lines: readonly Line[], until: Date): { findings: Set
   }
   const settledHere = first.orderUpdatedAt !== null && first.orderUpdatedAt <= until.getTime();
   if (first.orderStatus === 'success' && reversed.length > 0) {
-    findings.push({ ...base, category: 'settlement_status_mismatch', expected: 'paid (the order is success)', actual: describeLines(reversed) });
+    findings.push({
+      ...base,
+      category: 'settlement_status_mismatch',
+      expected: 'paid (the order is success)',
+      actual: describeLines(reversed),
+    });
     return { findings, ledgerCheck: null };
   }
   if (first.orderStatus === 'failed' && paid.length > 0 && reversed.length === 0) {
-    findings.push({ ...base, category: 'settlement_status_mismatch', expected: 'not paid (the order is failed)', actual: describeLines(paid) });
+    findings.push({
+      ...base,
+      category: 'settlement_status_mismatch',
+      expected: 'not paid (the order is failed)',
+      actual: describeLines(paid),
+    });
     return { findings, ledgerCheck: null };
   }
   if (!settledHere) return { findings, ledgerCheck: null };

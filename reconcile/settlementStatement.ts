@@ -49,7 +49,8 @@ function parseLine(record: readonly string[], lineNumber: number): StatementLine
   const parsedAmount = parseAmount(amount, currency);
   if (!parsedAmount.ok) return fail(`amount ${JSON.stringify(amount)} is not a positive ${currency} amount (${parsedAmount.reason})`);
   if (status !== 'paid' && status !== 'reversed') return fail(`status ${JSON.stringify(status)} must be paid or reversed`);
-  if (!ISO_INSTANT.test(settledAt) || Number.isNaN(Date.parse(settledAt))) fail(`settledAt ${JSON.stringify(settledAt)} is not an ISO 8601 instant`);
+  if (!ISO_INSTANT.test(settledAt) || Number.isNaN(Date.parse(settledAt)))
+    fail(`settledAt ${JSON.stringify(settledAt)} is not an ISO 8601 instant`);
   const decimal = parseDecimal(fee);
   if (!decimal || decimal.negative || decimal.scale > currencyExponent(currency) || !/^\d+(\.\d+)?$/.test(fee)) {
     return fail(`fee ${JSON.stringify(fee)} is not a ${currency} amount of zero or more`);
@@ -149,7 +150,9 @@ export async function importStatement(
 }
 
 async function promote(tx: DatabaseTransactionConnection, id: bigint): Promise<bigint> {
-  await tx.query(sql.unsafe`update settlement_statements set state = 'current', superseded_at = null, superseded_by = null where id = ${id}`);
+  await tx.query(
+    sql.unsafe`update settlement_statements set state = 'current', superseded_at = null, superseded_by = null where id = ${id}`,
+  );
   return id;
 }
 

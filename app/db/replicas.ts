@@ -72,7 +72,12 @@ export async function replicaStaleness(primary: DatabasePool, reads: DatabasePoo
            case when pg_is_in_recovery() then pg_is_wal_replay_paused() else false end as paused`);
   if (!row.recovery) return { kind: 'primary' };
   if (row.caughtUp) return { kind: 'current' };
-  return { kind: 'behind', lagMs: row.lagMs === null ? null : Math.max(0, Math.round(row.lagMs)), replayedCommitAt: row.replayedCommitAt, paused: row.paused };
+  return {
+    kind: 'behind',
+    lagMs: row.lagMs === null ? null : Math.max(0, Math.round(row.lagMs)),
+    replayedCommitAt: row.replayedCommitAt,
+    paused: row.paused,
+  };
 }
 
 export function describeStaleness(database: string, staleness: ReplicaStaleness): string {

@@ -24,16 +24,80 @@ type OrderPlan = Readonly<{
 }>;
 
 export const ORDER_PLANS: readonly OrderPlan[] = [
-  { key: 'o1', account: 'alice', amountMinor: 1000n, status: 'success', createdAt: '10:00:00', updatedAt: '10:01:00', journals: ['settle'] },
-  { key: 'o2', account: 'alice', amountMinor: 2000n, status: 'success', createdAt: '11:00:00', updatedAt: '11:01:00', journals: ['settle'] },
-  { key: 'o3', account: 'alice', amountMinor: 3000n, status: 'success', createdAt: '12:00:00', updatedAt: '12:01:00', journals: ['settle'] },
-  { key: 'o4', account: 'alice', amountMinor: 4000n, status: 'success', createdAt: '13:00:00', updatedAt: '13:01:00', journals: ['settle'] },
-  { key: 'o5', account: 'alice', amountMinor: 5000n, status: 'failed', createdAt: '14:00:00', updatedAt: '14:01:00', journals: ['reverse'] },
-  { key: 'o6', account: 'alice', amountMinor: 6000n, status: 'success', createdAt: '15:00:00', updatedAt: '15:01:00', journals: ['settle'] },
+  {
+    key: 'o1',
+    account: 'alice',
+    amountMinor: 1000n,
+    status: 'success',
+    createdAt: '10:00:00',
+    updatedAt: '10:01:00',
+    journals: ['settle'],
+  },
+  {
+    key: 'o2',
+    account: 'alice',
+    amountMinor: 2000n,
+    status: 'success',
+    createdAt: '11:00:00',
+    updatedAt: '11:01:00',
+    journals: ['settle'],
+  },
+  {
+    key: 'o3',
+    account: 'alice',
+    amountMinor: 3000n,
+    status: 'success',
+    createdAt: '12:00:00',
+    updatedAt: '12:01:00',
+    journals: ['settle'],
+  },
+  {
+    key: 'o4',
+    account: 'alice',
+    amountMinor: 4000n,
+    status: 'success',
+    createdAt: '13:00:00',
+    updatedAt: '13:01:00',
+    journals: ['settle'],
+  },
+  {
+    key: 'o5',
+    account: 'alice',
+    amountMinor: 5000n,
+    status: 'failed',
+    createdAt: '14:00:00',
+    updatedAt: '14:01:00',
+    journals: ['reverse'],
+  },
+  {
+    key: 'o6',
+    account: 'alice',
+    amountMinor: 6000n,
+    status: 'success',
+    createdAt: '15:00:00',
+    updatedAt: '15:01:00',
+    journals: ['settle'],
+  },
   { key: 'o7', account: 'alice', amountMinor: 7000n, status: 'success', createdAt: '16:00:00', updatedAt: '16:01:00', journals: [] },
-  { key: 'o8', account: 'alice', amountMinor: 8000n, status: 'success', createdAt: '17:00:00', updatedAt: '17:01:00', journals: ['settle'] },
+  {
+    key: 'o8',
+    account: 'alice',
+    amountMinor: 8000n,
+    status: 'success',
+    createdAt: '17:00:00',
+    updatedAt: '17:01:00',
+    journals: ['settle'],
+  },
   // 23:30 UTC: April 11th in Tokyo; recorded paid two minutes into the next UTC day
-  { key: 'o9', account: 'alice', amountMinor: 1500n, status: 'success', createdAt: '23:30:00', updatedAt: '+00:02:00', journals: ['settle'] },
+  {
+    key: 'o9',
+    account: 'alice',
+    amountMinor: 1500n,
+    status: 'success',
+    createdAt: '23:30:00',
+    updatedAt: '+00:02:00',
+    journals: ['settle'],
+  },
   { key: 'o10', account: 'bob', amountMinor: 900n, status: 'success', createdAt: '09:00:00', updatedAt: '09:01:00', journals: ['settle'] },
 ];
 
@@ -67,9 +131,18 @@ export async function seedFinanceHistory(databases: Databases): Promise<FinanceH
   for (const [user, id] of Object.entries(accounts) as Array<['alice' | 'bob', string]>) {
     await balance.query(sql.unsafe`insert into accounts (id, user_id, currency) values (${id}, ${user}, ${currencyOf[user]})`);
     const depositId = uuidv4();
-    const credited = await balance.oneFirst(sql.type(Outcome)`select outcome from account_credit(${depositId}, ${id}, 100000, 'finance-test')`);
+    const credited = await balance.oneFirst(
+      sql.type(Outcome)`select outcome from account_credit(${depositId}, ${id}, 100000, 'finance-test')`,
+    );
     if (credited !== 'credited') throw new Error(`credit: ${credited}`);
-    deposits.push({ source: 'finance-test', transactionId: depositId, kind: 'deposit', accountId: id, currency: currencyOf[user], amountMinor: '100000' });
+    deposits.push({
+      source: 'finance-test',
+      transactionId: depositId,
+      kind: 'deposit',
+      accountId: id,
+      currency: currencyOf[user],
+      amountMinor: '100000',
+    });
   }
   await postBatch(ledger, deposits);
   const orders: Record<string, FinanceOrder> = {};
@@ -82,7 +155,13 @@ export async function seedFinanceHistory(databases: Databases): Promise<FinanceH
       select outcome from withdraw_create(${plan.account}, ${uuidv7()}, 'hash', ${accountId}, 'bank-1',
         ${plan.amountMinor}, ${currency}, ${orderId}, ${transactionId}, ${sql.json(RESPONSES)})`);
     if (created !== 'created') throw new Error(`withdraw_create: ${created}`);
-    const path = plan.status === 'success' ? [['init', 'processing'], ['processing', 'success']] : [['init', 'failed']];
+    const path =
+      plan.status === 'success'
+        ? [
+            ['init', 'processing'],
+            ['processing', 'success'],
+          ]
+        : [['init', 'failed']];
     for (const [from, to] of path) {
       const moved = await balance.oneFirst(sql.type(Outcome)`
         select outcome from withdraw_transition(${transactionId}, ${sql.array([from!], 'text')}, ${to!}, 'job', 'finance-test', 'seed')`);
@@ -95,7 +174,14 @@ export async function seedFinanceHistory(databases: Databases): Promise<FinanceH
          where id = ${orderId}`);
       await tx.query(sql.unsafe`alter table withdraw_orders enable trigger withdraw_orders_guard`);
     });
-    const event = (kind: string) => ({ source: 'finance-test', transactionId, kind, accountId, currency, amountMinor: String(plan.amountMinor) });
+    const event = (kind: string) => ({
+      source: 'finance-test',
+      transactionId,
+      kind,
+      accountId,
+      currency,
+      amountMinor: String(plan.amountMinor),
+    });
     await postBatch(ledger, [event('hold'), ...plan.journals.map(event)]);
     orders[plan.key] = {
       key: plan.key,
@@ -113,7 +199,9 @@ export async function seedFinanceHistory(databases: Databases): Promise<FinanceH
 }
 
 async function postBatch(ledger: Databases['ledger'], batch: readonly unknown[]): Promise<void> {
-  const posted = await ledger.any(sql.type(z.object({ posted: z.boolean() }))`select posted from ledger_post(${sql.jsonb(batch as never)})`);
+  const posted = await ledger.any(
+    sql.type(z.object({ posted: z.boolean() }))`select posted from ledger_post(${sql.jsonb(batch as never)})`,
+  );
   if (posted.length !== batch.length || !posted.every((p) => p.posted)) throw new Error('ledger_post did not post the batch');
 }
 

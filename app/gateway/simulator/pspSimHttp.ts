@@ -2,6 +2,7 @@
 // simulator must sustain >1000 requests/s on two cores.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
+import { settlementCsv, type SettlementLine } from './pspSimPayouts.ts';
 
 /** Bodies larger than this get 413: every request body here is well under 1 KB. */
 export const BODY_BYTES_MAX = 64 * 1024;
@@ -59,4 +60,17 @@ export function parseJson(raw: string): { ok: true; value: unknown } | { ok: fal
   } catch {
     return { ok: false };
   }
+}
+
+/** GET /settlements?date=YYYY-MM-DD: that UTC day's statement as CSV (a day with nothing settled has the header alone). */
+export function sendStatement(res: ServerResponse, url: string, statement: (date: string) => SettlementLine[]): void {
+  const date = new URLSearchParams(url.slice(url.indexOf('?') + 1)).get('date') ?? '';
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) {
+    send(res, 400, invalidRequest('date must be YYYY-MM-DD', true));
+    return;
+  }
+  const body = settlementCsv(statement(date));
+  if (res.writableEnded || res.destroyed) return;
+  res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
 }

@@ -9,7 +9,7 @@ import { randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { invalidRequest, parseJson, readBody, send, zodMessage } from './pspSimHttp.ts';
+import { invalidRequest, parseJson, readBody, send, sendStatement, zodMessage } from './pspSimHttp.ts';
 import { createCallbackSender } from './pspSimCallbacks.ts';
 import {
   createPayoutBook,
@@ -17,7 +17,6 @@ import {
   publicPayout,
   REPLY_INTERNAL_ERROR,
   sameRequest,
-  settlementCsv,
   type PayoutRequest,
   type PspSimulatorStats,
 } from './pspSimPayouts.ts';
@@ -189,18 +188,6 @@ export function createPspSimulator(options: PspSimulatorOptions): PspSimulator {
     send(res, 200, publicPayout(entry));
   }
 
-  /** GET /settlements?date=YYYY-MM-DD: that UTC day's statement as CSV (a day with nothing settled has the header alone). */
-  function handleGetSettlements(res: ServerResponse, url: string) {
-    const date = new URLSearchParams(url.slice(url.indexOf('?') + 1)).get('date') ?? '';
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) {
-      return send(res, 400, invalidRequest('date must be YYYY-MM-DD', true));
-    }
-    const body = settlementCsv(book.statement(date));
-    if (res.writableEnded || res.destroyed) return;
-    res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
-  }
-
   function setKnobs(partial: KnobsPatch): Knobs {
     const patch = KnobsPatchSchema.parse(partial);
     knobs = { ...knobs, ...patch };
@@ -231,7 +218,7 @@ export function createPspSimulator(options: PspSimulatorOptions): PspSimulator {
       return handleGetPayout(res, path.slice('/payouts/'.length));
     }
     if (method === 'GET' && path === '/stats') return send(res, 200, JSON.stringify(stats()));
-    if (method === 'GET' && path === '/settlements') return handleGetSettlements(res, url);
+    if (method === 'GET' && path === '/settlements') return sendStatement(res, url, book.statement);
     if (method === 'GET' && path === '/control') return send(res, 200, JSON.stringify(knobs));
     if (method === 'POST' && path === '/control') return readBody(req, res, (raw) => guarded(req, res, () => handlePostControl(res, raw)));
     send(res, 404, REPLY_NOT_FOUND);
