@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { resolveDatabaseUrls } from '../app/db/databaseUrls.ts';
 import { createDatabases, endDatabases } from '../app/db/pools.ts';
+import { openReadDatabases } from '../app/db/replicas.ts';
 import { createPspHttpAdapter } from '../app/gateway/pspHttpAdapter.ts';
 import { loadConfigOrExit } from '../app/lifecycle.ts';
 import { createLogger } from '../app/logger.ts';
@@ -19,10 +20,13 @@ const logger = createLogger({
 
 try {
   const urls = await resolveDatabaseUrls(config, (message) => logger.warn(message));
-  const databases = await createDatabases(urls, { poolSizeMax: 4, statementTimeoutMs: 600_000, applicationName: 'withdraw-reconcile' });
+  const poolOptions = { poolSizeMax: 4, statementTimeoutMs: 600_000, applicationName: 'withdraw-reconcile' };
+  const databases = await createDatabases(urls, poolOptions);
+  // reads from the replicas when BALANCE_/LEDGER_REPORTS_DATABASE_URL are set; breaks go to the primary
+  const replicas = await openReadDatabases({ balance: config.database.reportsBalanceUrl, ledger: config.database.reportsLedgerUrl }, databases, poolOptions);
   const psp = config.psp.baseUrl ? createPspHttpAdapter({ baseUrl: config.psp.baseUrl, ...config.gateway }) : null;
   try {
-    const summary = await runReconciliation({ databases, psp, config, logger, mode: values.full ? 'full' : 'incremental' });
+    const summary = await runReconciliation({ databases, reads: replicas.reads, psp, config, logger, mode: values.full ? 'full' : 'incremental' });
     if (values.json) {
       process.stdout.write(`${JSON.stringify(summary, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
     } else {
@@ -37,6 +41,7 @@ try {
     process.exitCode = summary.findings.length > 0 ? 1 : 0;
   } finally {
     await psp?.close();
+    await replicas.end();
     await endDatabases(databases);
     await urls.cluster?.stop();
   }

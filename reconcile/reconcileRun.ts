@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { OPEN_STATUSES } from '../app/withdraw/withdrawStateMachine.ts';
 import type { Config } from '../app/config.ts';
 import type { Databases } from '../app/db/pools.ts';
+import { primaryPosition, waitForReplay } from '../app/db/replicas.ts';
 import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
 import type { Logger } from '../app/logger.ts';
 
@@ -300,6 +301,7 @@ const FinalOrderRow = OrderRow.extend({ updatedAtText: z.string() });
  */
 async function providerFindings(
   balance: DatabasePool,
+  reads: DatabasePool,
   psp: PspAdapter,
   until: Date,
   limit: number,
@@ -312,7 +314,7 @@ async function providerFindings(
            provider_checked_until_order as "orderId"
       from reconciliation_runs where provider_checked_until is not null and error is null
      order by id desc limit 1`);
-  const orders = await balance.any(sql.type(FinalOrderRow)`
+  const orders = await reads.any(sql.type(FinalOrderRow)`
     select o.id as "orderId", o.transaction_id as "transactionId", o.account_id as "accountId", o.currency,
            o.amount_minor as "amountMinor", o.status, o.updated_at as "updatedAt",
            to_char(o.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "updatedAtText"
@@ -424,24 +426,39 @@ async function recordFindings(
   });
 }
 
+/**
+ * Replicas must show at least what the primaries had committed once the window was chosen:
+ * otherwise an order settled on the primary would look unsettled on a lagging replica.
+ */
+async function awaitConsistentPoint(primary: Databases, reads: Databases, waitMs: number): Promise<void> {
+  for (const database of ['balance', 'ledger'] as const) {
+    if (reads[database] === primary[database]) continue;
+    await waitForReplay(reads[database], await primaryPosition(primary[database]), waitMs, `reconciliation (${database} replica)`);
+  }
+}
+
 export async function runReconciliation(deps: {
   databases: Databases;
+  /** where the checks read (replicas); breaks and runs are always written to `databases` */
+  reads?: Databases;
   psp: PspAdapter | null;
   config: Config;
   logger: Logger;
   mode: 'incremental' | 'full';
 }): Promise<RunSummary> {
-  const { balance, ledger } = deps.databases;
+  const { balance } = deps.databases;
+  const reads = deps.reads ?? deps.databases;
   const window = await chooseWindow(balance, deps.mode, deps.config.recovery.reconcileSettleMs);
   const runId = await balance.oneFirst(sql.type(z.object({ id: z.bigint() }))`
     insert into reconciliation_runs (mode, checked_until, checked_from)
     values (${deps.mode}, ${window.until.toISOString()}, ${window.from?.toISOString() ?? null}) returning id`);
   try {
-    const snapshot = await balanceSide(balance, window);
-    const ledgerSide = await ledgerFindings(ledger, window);
-    const cross = await withoutMovedSubjects(balance, await crossFindings(deps.databases, snapshot, window), snapshot);
+    await awaitConsistentPoint(deps.databases, reads, deps.config.database.replicaWaitMs);
+    const snapshot = await balanceSide(reads.balance, window);
+    const ledgerSide = await ledgerFindings(reads.ledger, window);
+    const cross = await withoutMovedSubjects(balance, await crossFindings(reads, snapshot, window), snapshot);
     const provider = deps.psp
-      ? await providerFindings(balance, deps.psp, window.until, deps.config.recovery.reconcileProviderChecksMax, deps.mode === 'full')
+      ? await providerFindings(balance, reads.balance, deps.psp, window.until, deps.config.recovery.reconcileProviderChecksMax, deps.mode === 'full')
       : { findings: [], checked: [], cursor: null };
     const findings = [...balanceFindings(snapshot.accounts), ...ledgerSide.findings, ...cross, ...provider.findings];
     const accountSubjects = snapshot.accounts.map((a) => `account:${a.accountId}`);

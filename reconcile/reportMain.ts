@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig } from '../app/config.ts';
 import { resolveDatabaseUrls, type DatabaseUrls } from '../app/db/databaseUrls.ts';
 import { createDatabases, endDatabases, type Databases } from '../app/db/pools.ts';
+import { checkReplicas, openReadDatabases, ReplicaTooStaleError } from '../app/db/replicas.ts';
 import { REPORT_PARAM_NAMES } from './reportDefinitions.ts';
 import {
   csvRecord,
@@ -19,6 +20,7 @@ import {
   REPORT_STATEMENT_TIMEOUT_MS_DEFAULT,
   REPORT_STATEMENT_TIMEOUT_MS_MAX,
   REPORTER_ROLE,
+  reportDatabases,
   ReportDefinitionError,
   ReportInputError,
   streamReport,
@@ -35,6 +37,8 @@ const EXIT_FAILED = 1;
 const EXIT_BAD_REQUEST = 2;
 /** A report holds one connection per database at most (a join reads the other one meanwhile). */
 const REPORT_POOL_SIZE_MAX = 2;
+/** How long a replica may take to replay WAL in flight before its staleness is judged. */
+const REPLICA_GRACE_MS = 2_000;
 /** A table is for reading on a terminal: past this many rows, ask for --csv (which has no cap). */
 export const REPORT_TABLE_ROWS_MAX = 10_000;
 
@@ -162,6 +166,7 @@ async function main(argv: string[]): Promise<number> {
   }
   let urls: DatabaseUrls | null = null;
   let databases: Databases | null = null;
+  let replicas: Awaited<ReturnType<typeof openReadDatabases>> | null = null;
   try {
     urls = await resolveDatabaseUrls(config, say);
     databases = await createDatabases(urls, {
@@ -174,8 +179,18 @@ async function main(argv: string[]): Promise<number> {
     const report = loadReport(request.name);
     const options = { timeZone: request.timeZone, statementTimeoutMs: request.statementTimeoutMs };
     const values = validateReportParams(report, request.input);
+    // reads go to the replicas when configured, after checking how stale they are
+    const { reportsBalanceUrl, reportsLedgerUrl, replicaLagMaxMs } = config.database;
+    replicas = await openReadDatabases({ balance: reportsBalanceUrl, ledger: reportsLedgerUrl }, databases, {
+      poolSizeMax: REPORT_POOL_SIZE_MAX,
+      statementTimeoutMs: request.statementTimeoutMs,
+      applicationName: 'withdraw-report',
+    });
+    for (const note of await checkReplicas(databases, replicas.reads, reportDatabases(report), { lagMaxMs: replicaLagMaxMs, graceMs: REPLICA_GRACE_MS })) {
+      say(`note: ${note}`);
+    }
     const table = request.csv ? null : tableSink(report.name);
-    const result = await streamReport(report, values, databases, options, table ? table.sink : csvSink());
+    const result = await streamReport(report, values, replicas.reads, options, table ? table.sink : csvSink());
     if (table) await table.print();
     for (const { database, role } of result.ranAs) {
       if (role === null)
@@ -187,9 +202,14 @@ async function main(argv: string[]): Promise<number> {
       say(`report: ${error.message}`);
       return EXIT_BAD_REQUEST;
     }
+    if (error instanceof ReplicaTooStaleError) {
+      say(`report ${request.name}: ${error.message}`);
+      return EXIT_FAILED;
+    }
     say(`report ${request.name} failed: ${describe(error)}`);
     return EXIT_FAILED;
   } finally {
+    await replicas?.end();
     if (databases) await endDatabases(databases);
     await urls?.cluster?.stop();
   }

@@ -114,6 +114,13 @@ export function validateReportParams(report: ReportDefinition, input: ReportPara
   return values;
 }
 
+/** The databases a report reads: its own (both for `both`) and its join's. */
+export function reportDatabases(report: ReportDefinition): ReportDatabase[] {
+  const own: ReportDatabase[] = report.database === 'both' ? ['balance', 'ledger'] : [report.database];
+  const joined = report.join === null ? [] : [loadJoin(report.join).database as ReportDatabase];
+  return [...new Set([...own, ...joined])];
+}
+
 /** An IANA zone name (Asia/Tokyo, America/New_York, UTC), as Intl knows it; offsets and POSIX strings are refused. */
 export function validateTimeZone(zone: string): string {
   const fail = () => {

@@ -117,3 +117,31 @@ export async function openReadDatabases(
     },
   };
 }
+
+/** A replica too far behind for the bound: nothing is read from it. */
+export class ReplicaTooStaleError extends Error {
+  override readonly name = 'ReplicaTooStaleError';
+}
+
+/**
+ * For reads from replicas: each replicated database's staleness, described; throws
+ * ReplicaTooStaleError when one may be older than lagMaxMs (or by an unknown time).
+ */
+export async function checkReplicas(
+  primary: Databases,
+  reads: Databases,
+  databases: ReadonlyArray<'balance' | 'ledger'>,
+  options: Readonly<{ lagMaxMs: number; graceMs: number }>,
+): Promise<string[]> {
+  const notes: string[] = [];
+  for (const database of databases) {
+    if (reads[database] === primary[database]) continue;
+    const staleness = await replicaStaleness(primary[database], reads[database], options.graceMs);
+    const note = describeStaleness(database, staleness);
+    if (staleness.kind === 'behind' && (staleness.lagMs === null || staleness.lagMs > options.lagMaxMs)) {
+      throw new ReplicaTooStaleError(`${note}; refused: more than REPORTS_REPLICA_LAG_MAX_MS=${options.lagMaxMs} ms`);
+    }
+    notes.push(note);
+  }
+  return notes;
+}
