@@ -23,10 +23,21 @@ try {
   const poolOptions = { poolSizeMax: 4, statementTimeoutMs: 600_000, applicationName: 'withdraw-reconcile' };
   const databases = await createDatabases(urls, poolOptions);
   // reads from the replicas when BALANCE_/LEDGER_REPORTS_DATABASE_URL are set; breaks go to the primary
-  const replicas = await openReadDatabases({ balance: config.database.reportsBalanceUrl, ledger: config.database.reportsLedgerUrl }, databases, poolOptions);
+  const replicas = await openReadDatabases(
+    { balance: config.database.reportsBalanceUrl, ledger: config.database.reportsLedgerUrl },
+    databases,
+    poolOptions,
+  );
   const psp = config.psp.baseUrl ? createPspHttpAdapter({ baseUrl: config.psp.baseUrl, ...config.gateway }) : null;
   try {
-    const summary = await runReconciliation({ databases, reads: replicas.reads, psp, config, logger, mode: values.full ? 'full' : 'incremental' });
+    const summary = await runReconciliation({
+      databases,
+      reads: replicas.reads,
+      psp,
+      config,
+      logger,
+      mode: values.full ? 'full' : 'incremental',
+    });
     if (values.json) {
       process.stdout.write(`${JSON.stringify(summary, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
     } else {

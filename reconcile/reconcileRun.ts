@@ -458,7 +458,14 @@ export async function runReconciliation(deps: {
     const ledgerSide = await ledgerFindings(reads.ledger, window);
     const cross = await withoutMovedSubjects(balance, await crossFindings(reads, snapshot, window), snapshot);
     const provider = deps.psp
-      ? await providerFindings(balance, reads.balance, deps.psp, window.until, deps.config.recovery.reconcileProviderChecksMax, deps.mode === 'full')
+      ? await providerFindings(
+          balance,
+          reads.balance,
+          deps.psp,
+          window.until,
+          deps.config.recovery.reconcileProviderChecksMax,
+          deps.mode === 'full',
+        )
       : { findings: [], checked: [], cursor: null };
     const findings = [...balanceFindings(snapshot.accounts), ...ledgerSide.findings, ...cross, ...provider.findings];
     const accountSubjects = snapshot.accounts.map((a) => `account:${a.accountId}`);

@@ -186,7 +186,10 @@ async function main(argv: string[]): Promise<number> {
       statementTimeoutMs: request.statementTimeoutMs,
       applicationName: 'withdraw-report',
     });
-    for (const note of await checkReplicas(databases, replicas.reads, reportDatabases(report), { lagMaxMs: replicaLagMaxMs, graceMs: REPLICA_GRACE_MS })) {
+    for (const note of await checkReplicas(databases, replicas.reads, reportDatabases(report), {
+      lagMaxMs: replicaLagMaxMs,
+      graceMs: REPLICA_GRACE_MS,
+    })) {
       say(`note: ${note}`);
     }
     const table = request.csv ? null : tableSink(report.name);

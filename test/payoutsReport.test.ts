@@ -21,7 +21,8 @@ test.before(async () => {
   await importStatement(db.databases.balance, parsed, { kind: 'file', name: 'day.csv', importedBy: 'test' }, { replace: false });
   const rows = await db.databases.ledger.any(sql.type(z.object({ transactionId: z.string(), kind: z.string(), id: z.bigint() }))`
     select transaction_id as "transactionId", kind, id from journal_transactions`);
-  for (const row of rows) journalIds.set(row.transactionId, { ...(journalIds.get(row.transactionId) ?? {}), [row.kind]: row.id.toString() });
+  for (const row of rows)
+    journalIds.set(row.transactionId, { ...(journalIds.get(row.transactionId) ?? {}), [row.kind]: row.id.toString() });
 });
 test.after.always(async () => {
   await db?.drop();
@@ -52,7 +53,10 @@ const COLUMNS = [
 test('when payouts runs for the day, then every order is itemized with its statement line, fee and ledger journals', async (t) => {
   const result = await runReport('payouts', { from: DAY, to: NEXT_DAY }, db.databases);
   t.deepEqual(result.columns, COLUMNS);
-  t.deepEqual(result.ranAs.map((r) => r.database), ['balance', 'ledger']);
+  t.deepEqual(
+    result.ranAs.map((r) => r.database),
+    ['balance', 'ledger'],
+  );
   const o = history.orders;
   const byOrder = new Map(result.rows.map((row) => [row[0], row]));
   t.is(result.rows.length, 10);
@@ -83,7 +87,18 @@ test('when payouts runs for the day, then every order is itemized with its state
   t.deepEqual(o1.slice(15, 18), [j('o1').hold!, j('o1').settle!, null]);
   t.regex(o1[18]!, /^\d{4}-\d{2}-\d{2}T/);
   // no line for o2; failed o5 reversed in the ledger; o7 has no settle journal; o8 paid then reversed
-  t.deepEqual(byOrder.get(o.o2!.orderId)!.slice(5, 15), [null, 'success', '2024-04-10T11:00:00.000Z', '2024-04-10', '2024-04-10T11:01:00.000Z', null, null, null, null, null]);
+  t.deepEqual(byOrder.get(o.o2!.orderId)!.slice(5, 15), [
+    null,
+    'success',
+    '2024-04-10T11:00:00.000Z',
+    '2024-04-10',
+    '2024-04-10T11:01:00.000Z',
+    null,
+    null,
+    null,
+    null,
+    null,
+  ]);
   t.deepEqual(byOrder.get(o.o5!.orderId)!.slice(15, 18), [j('o5').hold!, null, j('o5').reverse!]);
   t.deepEqual(byOrder.get(o.o7!.orderId)!.slice(15, 18), [j('o7').hold!, null, null]);
   t.deepEqual(byOrder.get(o.o8!.orderId)!.slice(11, 15), ['2024-04-10', '8', '2024-04-10T17:00:30.000Z', '2024-04-10']);
@@ -100,15 +115,27 @@ test('when payouts runs for the day, then every order is itemized with its state
 });
 
 test('when payouts runs with --tz Asia/Tokyo, then the payout at 23:30 UTC is on the next day there', async (t) => {
+  // April 11th in Tokyo is [04-10 15:00Z, 04-11 15:00Z)
   const tokyo = await runReport('payouts', { from: NEXT_DAY, to: '2024-04-12' }, db.databases, { timeZone: 'Asia/Tokyo' });
+  const o = history.orders;
   t.deepEqual(
     tokyo.rows.map((row) => [row[0], row[7], row[8]]),
-    [[history.orders.o9!.orderId, '2024-04-10T23:30:00.000Z', '2024-04-11']],
+    [
+      [o.o6!.orderId, '2024-04-10T15:00:00.000Z', '2024-04-11'],
+      [o.o7!.orderId, '2024-04-10T16:00:00.000Z', '2024-04-11'],
+      [o.o8!.orderId, '2024-04-10T17:00:00.000Z', '2024-04-11'],
+      [o.o9!.orderId, '2024-04-10T23:30:00.000Z', '2024-04-11'],
+    ],
   );
   const utc = await runReport('payouts', { from: NEXT_DAY, to: '2024-04-12' }, db.databases);
   t.deepEqual(utc.rows, [], 'in UTC nothing was created on April 11th');
+  const utcTenth = await runReport('payouts', { from: DAY, to: NEXT_DAY }, db.databases);
+  t.is(utcTenth.rows.find((row) => row[0] === o.o9!.orderId)![8], '2024-04-10', 'in UTC the 23:30 payout is on April 10th');
   const tokyoTenth = await runReport('payouts', { from: DAY, to: NEXT_DAY, currency: 'USD' }, db.databases, { timeZone: 'Asia/Tokyo' });
-  t.is(tokyoTenth.rows.length, 8, 'o1..o8: o9 is April 11th in Tokyo, o10 is EUR');
+  t.deepEqual(
+    tokyoTenth.rows.map((row) => row[0]),
+    ['o1', 'o2', 'o3', 'o4', 'o5'].map((key) => o[key]!.orderId),
+  );
   t.true(tokyoTenth.rows.every((row) => row[8] === '2024-04-10'));
 });
 
@@ -118,13 +145,19 @@ test('when payouts streams in small batches, then the merge by transaction id gi
   const whole = await runReport('payouts', { from: DAY, to: NEXT_DAY }, db.databases);
   const rows: Array<readonly (string | null)[]> = [];
   let batches = 0;
-  await streamReport(report, values, db.databases, { fetchRows: 3 }, {
-    columns: () => {},
-    rows: (batch) => {
-      batches += 1;
-      rows.push(...batch);
+  await streamReport(
+    report,
+    values,
+    db.databases,
+    { fetchRows: 3 },
+    {
+      columns: () => {},
+      rows: (batch) => {
+        batches += 1;
+        rows.push(...batch);
+      },
     },
-  });
+  );
   t.is(batches, 4);
   t.deepEqual(rows, whole.rows);
   const csv = formatCsv(whole);

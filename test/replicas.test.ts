@@ -35,7 +35,12 @@ test.before(async () => {
   replica = await createDatabases(urls(cluster.replicaUrl), POOL);
   config = testConfig(urls(cluster.primaryUrl), { REPLICA_WAIT_MS: '500', RECONCILE_SETTLE_MS: '0' });
   history = await seedFinanceHistory(primary);
-  await importStatement(primary.balance, parseStatement(dayStatement(history), null), { kind: 'file', name: 'day.csv', importedBy: 'test' }, { replace: false });
+  await importStatement(
+    primary.balance,
+    parseStatement(dayStatement(history), null),
+    { kind: 'file', name: 'day.csv', importedBy: 'test' },
+    { replace: false },
+  );
   await cluster.waitForCatchUp();
 });
 test.after.always(async () => {
@@ -102,64 +107,80 @@ test.serial('when reports are pointed at an up-to-date replica, then they read i
   t.regex(csv.stderr, /ledger: read from a replica, up to date with the primary/);
 });
 
-test.serial('when the replica lags, then a report past the bound is refused, and one within it reads the old data and says how old', async (t) => {
-  await cluster.pauseReplay();
-  try {
-    const orderId = await newPayoutOnPrimary();
-    const refused = await report(PAYOUTS, { REPORTS_REPLICA_LAG_MAX_MS: '0' });
-    t.is(refused.code, 1);
-    t.is(refused.stdout, '');
-    t.regex(refused.stderr, /balance: read from a replica that is behind the primary: what it shows is at most [\d.]+ s old .*replay is paused; refused: more than REPORTS_REPLICA_LAG_MAX_MS=0 ms/);
-    const stale = await report(PAYOUTS, { REPORTS_REPLICA_LAG_MAX_MS: '86400000' });
-    t.is(stale.code, 0, stale.stderr);
-    t.regex(stale.stderr, /note: balance: read from a replica that is behind the primary: what it shows is at most [\d.]+ s old/);
-    t.false(stale.stdout.includes(orderId), 'the replica does not have the new payout yet');
-    t.is(stale.stdout.trimEnd().split('\r\n').length, 1 + 10);
-    const onPrimary = await runReport('payouts', { from: DAY, to: NEXT_DAY }, primary);
-    t.is(onPrimary.rows.length, 11);
-  } finally {
-    await cluster.resumeReplay();
-  }
-  await cluster.waitForCatchUp();
-  const caughtUp = await report(PAYOUTS);
-  t.is(caughtUp.code, 0, caughtUp.stderr);
-  t.is(caughtUp.stdout.trimEnd().split('\r\n').length, 1 + 11);
-});
+test.serial(
+  'when the replica lags, then a report past the bound is refused, and one within it reads the old data and says how old',
+  async (t) => {
+    await cluster.pauseReplay();
+    try {
+      const orderId = await newPayoutOnPrimary();
+      const refused = await report(PAYOUTS, { REPORTS_REPLICA_LAG_MAX_MS: '0' });
+      t.is(refused.code, 1);
+      t.is(refused.stdout, '');
+      t.regex(
+        refused.stderr,
+        /balance: read from a replica that is behind the primary: what it shows is at most [\d.]+ s old .*replay is paused; refused: more than REPORTS_REPLICA_LAG_MAX_MS=0 ms/,
+      );
+      const stale = await report(PAYOUTS, { REPORTS_REPLICA_LAG_MAX_MS: '86400000' });
+      t.is(stale.code, 0, stale.stderr);
+      t.regex(stale.stderr, /note: balance: read from a replica that is behind the primary: what it shows is at most [\d.]+ s old/);
+      t.false(stale.stdout.includes(orderId), 'the replica does not have the new payout yet');
+      t.is(stale.stdout.trimEnd().split('\r\n').length, 1 + 10);
+      const onPrimary = await runReport('payouts', { from: DAY, to: NEXT_DAY }, primary);
+      t.is(onPrimary.rows.length, 11);
+    } finally {
+      await cluster.resumeReplay();
+    }
+    await cluster.waitForCatchUp();
+    const caughtUp = await report(PAYOUTS);
+    t.is(caughtUp.code, 0, caughtUp.stderr);
+    t.is(caughtUp.stdout.trimEnd().split('\r\n').length, 1 + 11);
+  },
+);
 
 const OpenBreak = z.object({ category: z.string(), subject: z.string(), seenCount: z.number() });
 const openBreaks = () =>
   primary.balance.any(sql.type(OpenBreak)`
     select category, subject, seen_count as "seenCount" from reconciliation_breaks where resolved_at is null order by category, subject`);
 
-test.serial('when matching and reconciliation read a lagging replica, then they fail without writing a break, and match once it caught up', async (t) => {
-  const match = () =>
-    matchSettlements({ primary, reads: replica, from: DAY, to: DAY, settleMs: 0, replicaWaitMs: config.database.replicaWaitMs, logger });
-  const first = await match();
-  t.true(first.findings.some((f) => f.category === 'settlement_ledger_mismatch' && f.transactionId === history.orders.o7!.transactionId));
-  const before = await openBreaks();
+test.serial(
+  'when matching and reconciliation read a lagging replica, then they fail without writing a break, and match once it caught up',
+  async (t) => {
+    const match = () =>
+      matchSettlements({ primary, reads: replica, from: DAY, to: DAY, settleMs: 0, replicaWaitMs: config.database.replicaWaitMs, logger });
+    const first = await match();
+    t.true(first.findings.some((f) => f.category === 'settlement_ledger_mismatch' && f.transactionId === history.orders.o7!.transactionId));
+    const before = await openBreaks();
 
-  await cluster.pauseReplay();
-  try {
-    // the ledger is repaired on the primary: a lagging replica would still show the break
-    const o7 = history.orders.o7!;
-    await primary.ledger.query(sql.unsafe`
+    await cluster.pauseReplay();
+    try {
+      // the ledger is repaired on the primary: a lagging replica would still show the break
+      const o7 = history.orders.o7!;
+      await primary.ledger.query(sql.unsafe`
       select posted from ledger_post(${sql.jsonb([
-        { source: 'repair', transactionId: o7.transactionId, kind: 'settle', accountId: o7.accountId, currency: 'USD', amountMinor: '7000' },
+        {
+          source: 'repair',
+          transactionId: o7.transactionId,
+          kind: 'settle',
+          accountId: o7.accountId,
+          currency: 'USD',
+          amountMinor: '7000',
+        },
       ])})`);
-    await t.throwsAsync(match(), { instanceOf: ReplicaLagError, message: /has not replayed the primary's .* within 500 ms/ });
-    const reconcile = runReconciliation({ databases: primary, reads: replica, psp: null, config, logger, mode: 'full' });
-    await t.throwsAsync(reconcile, { instanceOf: ReplicaLagError });
-    const lastRun = await primary.balance.one(sql.type(z.object({ error: z.string().nullable() }))`
+      await t.throwsAsync(match(), { instanceOf: ReplicaLagError, message: /has not replayed the primary's .* within 500 ms/ });
+      const reconcile = runReconciliation({ databases: primary, reads: replica, psp: null, config, logger, mode: 'full' });
+      await t.throwsAsync(reconcile, { instanceOf: ReplicaLagError });
+      const lastRun = await primary.balance.one(sql.type(z.object({ error: z.string().nullable() }))`
       select error from reconciliation_runs order by id desc limit 1`);
-    t.regex(lastRun.error ?? '', /reconciliation \(balance replica\): the replica has not replayed/);
-    t.deepEqual(await openBreaks(), before, 'nothing written: no break raised, none seen again, none cleared');
-  } finally {
-    await cluster.resumeReplay();
-  }
-  await cluster.waitForCatchUp();
-  const after = await match();
-  t.false(after.findings.some((f) => f.category === 'settlement_ledger_mismatch'));
-  t.is(after.breaksResolved, 1, 'the ledger break of o7 is cleared');
-  const summary = await runReconciliation({ databases: primary, reads: replica, psp: null, config, logger, mode: 'full' });
-  t.true(Number(summary.runId) > 0);
-});
+      t.regex(lastRun.error ?? '', /reconciliation \(balance replica\): the replica has not replayed/);
+      t.deepEqual(await openBreaks(), before, 'nothing written: no break raised, none seen again, none cleared');
+    } finally {
+      await cluster.resumeReplay();
+    }
+    await cluster.waitForCatchUp();
+    const after = await match();
+    t.false(after.findings.some((f) => f.category === 'settlement_ledger_mismatch'));
+    t.is(after.breaksResolved, 1, 'the ledger break of o7 is cleared');
+    const summary = await runReconciliation({ databases: primary, reads: replica, psp: null, config, logger, mode: 'full' });
+    t.true(Number(summary.runId) > 0);
+  },
+);

@@ -643,7 +643,7 @@ test('when a report is unknown or its parameters are missing or bad, then a clea
   const unknown = await t.throwsAsync(run('nope'), { instanceOf: ReportInputError });
   t.regex(
     unknown!.message,
-    /unknown report "nope"; the reports are: account-statement, daily-withdrawals, in-flight-aging, open-breaks, outbox-lag, settlement-breaks, trial-balance/,
+    /unknown report "nope"; the reports are: account-statement, balance-summary, daily-withdrawals, in-flight-aging, open-breaks, outbox-lag, payouts, settlement-breaks, trial-balance/,
   );
   await t.throwsAsync(run('../balance/0001_accounts_orders'), { instanceOf: ReportInputError });
   const missing = await t.throwsAsync(run('account-statement'), { instanceOf: ReportInputError });
@@ -659,10 +659,12 @@ test('when a report is unknown or its parameters are missing or bad, then a clea
     listReports().map((r) => [r.name, r.database]),
     [
       ['account-statement', 'ledger'],
+      ['balance-summary', 'ledger'],
       ['daily-withdrawals', 'balance'],
       ['in-flight-aging', 'balance'],
       ['open-breaks', 'balance'],
       ['outbox-lag', 'both'],
+      ['payouts', 'balance'],
       ['settlement-breaks', 'balance'],
       ['trial-balance', 'ledger'],
     ],

@@ -12,9 +12,13 @@ export class ReplicaLagError extends Error {
   override readonly name = 'ReplicaLagError';
 }
 
-/** The primary's WAL position now: whatever committed before this call is at or before it. */
+/**
+ * The primary's WAL position now: whatever committed before this call is at or before it. The
+ * insert position, not the write position: with synchronous_commit off a commit returns before its
+ * WAL is written out, and must still count as committed.
+ */
 export async function primaryPosition(primary: DatabasePool): Promise<string> {
-  return primary.oneFirst(sql.type(z.object({ lsn: z.string() }))`select pg_current_wal_lsn()::text as lsn`);
+  return primary.oneFirst(sql.type(z.object({ lsn: z.string() }))`select pg_current_wal_insert_lsn()::text as lsn`);
 }
 
 const ReplayRow = z.object({ recovery: z.boolean(), caughtUp: z.boolean() });

@@ -8,7 +8,14 @@ import { appendFile, cp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
-import { clusterUrl, EMBEDDED_PASSWORD, EMBEDDED_USER, ensureDatabase, startEmbeddedCluster, temporaryDataDir } from '../../app/db/embeddedPostgres.ts';
+import {
+  clusterUrl,
+  EMBEDDED_PASSWORD,
+  EMBEDDED_USER,
+  ensureDatabase,
+  startEmbeddedCluster,
+  temporaryDataDir,
+} from '../../app/db/embeddedPostgres.ts';
 import { migrateAll } from '../../app/db/migrate.ts';
 
 export const REPLICA_BALANCE_DB = 'withdraw_balance';
@@ -83,7 +90,11 @@ export async function startReplicatedCluster(): Promise<ReplicatedCluster> {
   await migrateAll({ balanceUrl: primary.url(REPLICA_BALANCE_DB), ledgerUrl: primary.url(REPLICA_LEDGER_DB) });
   // the base copy: the data directory of the cleanly stopped primary
   await primary.stop();
-  await cp(primaryDir, replicaDir, { recursive: true, preserveTimestamps: true, filter: (source) => !/postmaster\.(pid|opts)$/.test(source) });
+  await cp(primaryDir, replicaDir, {
+    recursive: true,
+    preserveTimestamps: true,
+    filter: (source) => !/postmaster\.(pid|opts)$/.test(source),
+  });
   primary = await start();
   await writeFile(path.join(replicaDir, 'standby.signal'), '');
   await appendFile(
@@ -95,7 +106,18 @@ export async function startReplicatedCluster(): Promise<ReplicatedCluster> {
   const replicaPort = await freePort();
   const replica: ChildProcess = spawn(
     await postgresBinary(),
-    ['-D', replicaDir, '-p', String(replicaPort), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=60'],
+    [
+      '-D',
+      replicaDir,
+      '-p',
+      String(replicaPort),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=60',
+    ],
     { ...owner, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let replicaLog = '';
@@ -130,11 +152,13 @@ export async function startReplicatedCluster(): Promise<ReplicatedCluster> {
     throw new Error(`${(error as Error).message}\nreplica log:\n${replicaLog}`);
   }
   const waitForCatchUp = async (timeoutMs = 30_000) => {
-    const [{ lsn } = { lsn: '' }] = await query<{ lsn: string }>(admin, 'select pg_current_wal_lsn()::text as lsn');
+    const [{ lsn } = { lsn: '' }] = await query<{ lsn: string }>(admin, 'select pg_current_wal_insert_lsn()::text as lsn');
     await waitUntil(
       `the replica to replay ${lsn}`,
       async () => {
-        const [row] = await query<{ done: boolean }>(replicaUrl('postgres'), 'select pg_last_wal_replay_lsn() >= $1::pg_lsn as done', [lsn]);
+        const [row] = await query<{ done: boolean }>(replicaUrl('postgres'), 'select pg_last_wal_replay_lsn() >= $1::pg_lsn as done', [
+          lsn,
+        ]);
         return row?.done === true;
       },
       timeoutMs,
