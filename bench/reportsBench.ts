@@ -4,8 +4,10 @@
 // migrate both databases, bulk-load N withdraw orders over 90 days across the accounts and the four
 // currencies, with a matching ledger (deposit, hold, settle or reverse per order: about 4 entries
 // per order), breaks and outbox rows; VACUUM ANALYZE (what autovacuum does to insert-mostly
-// tables); then time each report through runReport, as `npm run report` runs it, and print EXPLAIN
-// (ANALYZE, BUFFERS) of any report slower than 1 s. The data is plausible, not exact: balances
+// tables), close the ledger's daily checkpoints (as the ledger__checkpoint job does), import a
+// provider statement for each of the last 31 days (one paid line per paid order, a fee each); then
+// time each report through runReport as `npm run report` runs it (the largest ones streamed as CSV
+// to a counting sink, as `--csv` does), and print EXPLAIN (ANALYZE, BUFFERS) of any report slower than 1 s. The data is plausible, not exact: balances
 // satisfy I1 and the ledger balances per journal, but status history, reservations and idempotency
 // keys are not generated (no report reads them). Numbers go in the issue notes, never in tests.
 import { rm } from 'node:fs/promises';
@@ -19,7 +21,16 @@ import { z } from 'zod';
 import { ensureDatabase, startEmbeddedCluster, temporaryDataDir, type EmbeddedCluster } from '../app/db/embeddedPostgres.ts';
 import { migrateAll } from '../app/db/migrate.ts';
 import { createDatabases, endDatabases, type Databases } from '../app/db/pools.ts';
-import { explainReport, loadReport, runReport, validateReportParams, type ReportParamsInput } from '../reconcile/reports.ts';
+import {
+  csvRecord,
+  explainReport,
+  loadReport,
+  runReport,
+  streamReport,
+  validateReportParams,
+  type ReportOptions,
+  type ReportParamsInput,
+} from '../reconcile/reports.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -296,7 +307,64 @@ async function sizes(url: string, tables: string[]): Promise<string[]> {
   }
 }
 
-type Case = Readonly<{ report: string; input: ReportParamsInput }>;
+/** The provider's statements of the last `days` days: a paid line 25 s after each paid order, a fee of 25 minor units. */
+async function loadStatements(url: string, anchor: string, days: number): Promise<void> {
+  const client = await bulkSession(url);
+  try {
+    await step(
+      client,
+      'settlement_statements',
+      `
+      insert into settlement_statements (statement_date, source, source_name, content_sha256, line_count, state, imported_by)
+      select d::date, 'provider', 'bench', encode(sha256(convert_to(d::text, 'UTF8')), 'hex'), 0, 'current', 'bench'
+        from generate_series((($1::timestamptz at time zone 'UTC')::date - $2::int), (($1::timestamptz at time zone 'UTC')::date - 1), interval '1 day') d`,
+      [anchor, days],
+    );
+    await step(
+      client,
+      'settlement_lines',
+      `
+      insert into settlement_lines (statement_id, line_number, reference, amount, amount_minor, currency, status, settled_at, fee, fee_minor)
+      select s.id, row_number() over (partition by s.id order by o.created_at, o.id), o.transaction_id::text,
+             format_minor(o.amount_minor, o.currency), o.amount_minor, o.currency, 'paid', o.created_at + interval '25 seconds',
+             format_minor(25, o.currency), 25
+        from withdraw_orders o
+        join settlement_statements s on s.statement_date = ((o.created_at + interval '25 seconds') at time zone 'UTC')::date
+       where o.status = 'success'`,
+    );
+    await step(
+      client,
+      'line counts',
+      `update settlement_statements s set line_count = (select count(*) from settlement_lines l where l.statement_id = s.id)`,
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+/** Closes every ledger day that is over, oldest first, as the ledger__checkpoint job does. */
+async function closeLedgerDays(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const started = performance.now();
+    const { rows } = await client.query<{ first: string | null }>(
+      `select (min(created_at) at time zone 'UTC')::date::text as first from entries`,
+    );
+    let closed = 0;
+    for (let day = rows[0]?.first ?? null; day !== null; ) {
+      const result = await client.query<{ outcome: string }>('select outcome from ledger_close_day($1::date, now(), 0)', [day]);
+      if (result.rows[0]?.outcome !== 'closed') break;
+      closed += 1;
+      day = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+    }
+    log(`  ledger checkpoints: ${closed} days closed, ${Math.round(performance.now() - started)} ms`);
+  } finally {
+    await client.end();
+  }
+}
+
+type Case = Readonly<{ report: string; input: ReportParamsInput; options?: ReportOptions; stream?: boolean }>;
 
 async function timeReports(databases: Databases, cases: readonly Case[]) {
   const results: Array<{ label: string; ms: number[]; rows: number; slow: boolean; item: Case }> = [];
@@ -305,13 +373,30 @@ async function timeReports(databases: Databases, cases: readonly Case[]) {
     let rows = 0;
     for (let run = 0; run < RUNS; run += 1) {
       const started = performance.now();
-      const result = await runReport(item.report, item.input, databases);
+      if (item.stream) {
+        // as `--csv` does: every row through the cursor and the CSV writer, nothing kept
+        const report = loadReport(item.report);
+        let bytes = 0;
+        const streamed = await streamReport(report, validateReportParams(report, item.input), databases, item.options ?? {}, {
+          columns: (columns) => {
+            bytes += csvRecord(columns).length;
+          },
+          rows: (batch) => {
+            for (const row of batch) bytes += csvRecord(row).length;
+          },
+        });
+        rows = streamed.rowCount;
+        if (bytes === 0) throw new Error('no CSV written');
+      } else {
+        rows = (await runReport(item.report, item.input, databases, item.options ?? {})).rows.length;
+      }
       ms.push(Math.round(performance.now() - started));
-      rows = result.rows.length;
     }
-    const params = Object.entries(item.input)
-      .map(([name, value]) => `--${name} ${value}`)
-      .join(' ');
+    const params = [
+      ...Object.entries(item.input).map(([name, value]) => `--${name} ${value}`),
+      ...(item.options?.timeZone ? [`--tz ${item.options.timeZone}`] : []),
+      ...(item.stream ? ['--csv'] : []),
+    ].join(' ');
     results.push({ label: `${item.report} ${params}`.trim(), ms, rows, slow: Math.max(...ms) > SLOW_MS, item });
   }
   return results;
@@ -344,11 +429,13 @@ async function main() {
     await loadBalance(urls.balanceUrl, anchor);
     log('ledger:');
     await loadLedger(urls.ledgerUrl, anchor);
+    await loadStatements(urls.balanceUrl, anchor, 31);
+    await closeLedgerDays(urls.ledgerUrl);
     await vacuumAnalyze(urls.balanceUrl, 'balance');
     await vacuumAnalyze(urls.ledgerUrl, 'ledger');
     const loadedMs = performance.now() - started;
     const tableSizes = [
-      ...(await sizes(urls.balanceUrl, ['withdraw_orders', 'reconciliation_breaks', 'outbox'])),
+      ...(await sizes(urls.balanceUrl, ['withdraw_orders', 'settlement_lines', 'reconciliation_breaks', 'outbox'])),
       ...(await sizes(urls.ledgerUrl, ['entries', 'journal_transactions', 'ledger_accounts'])),
     ];
 
@@ -359,6 +446,8 @@ async function main() {
       ledgerRole: null,
     });
     const days = (n: number) => new Date(Date.parse(anchor) - n * 86_400_000).toISOString();
+    /** the date (YYYY-MM-DD, a midnight in the report's zone) n days before the anchor's UTC day */
+    const dayStart = (n: number) => new Date(Date.parse(`${anchor.slice(0, 10)}T00:00:00Z`) - n * 86_400_000).toISOString().slice(0, 10);
     // every account has orders / accounts orders (g % accounts); bench-0's statement is as long as any
     const busyAccount = await databases.balance.oneFirst(sql.type(z.object({ id: z.string() }))`
       select id::text as id from accounts where user_id = 'bench-0'`);
@@ -372,6 +461,14 @@ async function main() {
       { report: 'account-statement', input: { account: busyAccount, from: days(30) } },
       { report: 'open-breaks', input: {} },
       { report: 'outbox-lag', input: {} },
+      // month end: the last full UTC day, and the 30 days before it, in Tokyo
+      { report: 'daily-withdrawals', input: { from: dayStart(31), to: dayStart(1) }, options: { timeZone: 'Asia/Tokyo' } },
+      { report: 'balance-summary', input: { from: dayStart(31), to: dayStart(1) }, options: { timeZone: 'Asia/Tokyo' } },
+      { report: 'balance-summary', input: { from: days(45), to: anchor } },
+      { report: 'settlement-breaks', input: { from: dayStart(31) } },
+      { report: 'payouts', input: { from: dayStart(2), to: dayStart(1), currency: 'USD' }, stream: true },
+      { report: 'payouts', input: { from: dayStart(2), to: dayStart(1) }, stream: true },
+      { report: 'payouts', input: { from: dayStart(31), to: dayStart(1) }, options: { timeZone: 'Asia/Tokyo' }, stream: true },
     ];
     const timings = await timeReports(databases, cases);
 
