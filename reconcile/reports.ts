@@ -381,7 +381,8 @@ const RoleRow = z.object({ usable: z.boolean() });
 
 /**
  * One report, one snapshot: REPEATABLE READ READ ONLY, a bounded statement_timeout, the report's
- * zone, and the reporter role when the session may take it (SET ROLE is judged by the session user,
+ * zone, a cursor planned for reading every row (cursor_tuple_fraction 1: the planner's default
+ * of 10% favours plans that start fast and finish slowly), and the reporter role when the session may take it (SET ROLE is judged by the session user,
  * which matters when the pool already runs as another role). Everything LOCAL ends with the transaction.
  */
 async function inReportTransaction<T>(
@@ -393,7 +394,8 @@ async function inReportTransaction<T>(
     await connection.query(sql.unsafe`begin isolation level repeatable read read only`);
     try {
       await connection.query(sql.unsafe`
-        select set_config('statement_timeout', ${String(settings.timeoutMs)}, true), set_config('TimeZone', ${settings.timeZone}, true)`);
+        select set_config('statement_timeout', ${String(settings.timeoutMs)}, true), set_config('TimeZone', ${settings.timeZone}, true),
+               set_config('cursor_tuple_fraction', '1', true)`);
       const usable = await connection.oneFirst(sql.type(RoleRow)`
         select case when not exists (select 1 from pg_roles where rolname = ${REPORTER_ROLE}) then false
                     when current_setting('server_version_num')::int >= 160000
