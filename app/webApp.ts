@@ -28,6 +28,8 @@ export type WebProcess = Readonly<{
   url: string;
   port: number;
   server: Server;
+  /** long-poll requests for orderId parked now, waiting for a change of the order or their deadline */
+  longPollsParked: (orderId: string) => number;
   /** stop accepting connections, let in-flight requests finish (bounded), close keep-alives */
   close: (graceMs?: number) => Promise<void>;
 }>;
@@ -96,6 +98,7 @@ export async function startWebProcess(deps: {
     url: `http://127.0.0.1:${port}`,
     port,
     server,
+    longPollsParked: statusWaiter.parked,
     close: async (graceMs = 10_000) => {
       await statusWaiter.close();
       await closeServer(server, graceMs);

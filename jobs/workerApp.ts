@@ -2,7 +2,7 @@
 // inbox woken by LISTEN and a poll, a heartbeat, and one shutdown sequence.
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
-import { Logger as GraphileLogger, run, type Runner, type WorkerEvents } from 'graphile-worker';
+import { Logger as GraphileLogger, type ParsedCronItem, run, type Runner, type WorkerEvents } from 'graphile-worker';
 import { sql } from 'slonik';
 import type { Config } from '../app/config.ts';
 import type { Databases } from '../app/db/pools.ts';
@@ -56,6 +56,11 @@ export async function startWorkerProcess(deps: {
    * restarted (by the PaaS, or app/supervisor.ts); worker.ts exits here.
    */
   onRunnerLost?: (error: unknown) => void;
+  /**
+   * The recurring work (default: jobs/crontab.ts). A test passes [] for a worker no minute
+   * boundary can disturb, and adds a cron's job itself when it wants that work done.
+   */
+  cronItems?: ParsedCronItem[];
 }): Promise<WorkerProcess> {
   const { config, databases, logger } = deps;
   const settings = config.worker;
@@ -106,7 +111,7 @@ export async function startWorkerProcess(deps: {
     noHandleSignals: true,
     pollInterval: 1_000,
     taskList: buildTaskList({ config, databases, gateway, psp: deps.psp, drainers, logger }),
-    parsedCronItems: parsedCronItems(),
+    parsedCronItems: deps.cronItems ?? parsedCronItems(),
     logger: graphileLogger(logger),
     events,
     preset: {

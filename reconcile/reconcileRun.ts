@@ -80,11 +80,8 @@ const WalletRow = z.object({ externalId: z.string(), balanceMinor: z.bigint() })
 
 type Window = { from: Date | null; until: Date };
 
-async function chooseWindow(balance: DatabasePool, mode: 'incremental' | 'full', settleMs: number): Promise<Window> {
-  const until = new Date(
-    await balance.oneFirst(sql.type(z.object({ until: z.number() }))`
-      select now() - make_interval(secs => ${settleMs / 1000}) as until`),
-  );
+async function chooseWindow(balance: DatabasePool, mode: 'incremental' | 'full', settleMs: number, now: Date): Promise<Window> {
+  const until = new Date(now.getTime() - settleMs);
   if (mode === 'full') return { from: null, until };
   const previous = await balance.maybeOneFirst(sql.type(z.object({ checkedUntil: z.number() }))`
     select checked_until as "checkedUntil" from reconciliation_runs
@@ -445,10 +442,12 @@ export async function runReconciliation(deps: {
   config: Config;
   logger: Logger;
   mode: 'incremental' | 'full';
+  /** the time the run checks up to, less RECONCILE_SETTLE_MS (default: the real clock) */
+  now?: Date;
 }): Promise<RunSummary> {
   const { balance } = deps.databases;
   const reads = deps.reads ?? deps.databases;
-  const window = await chooseWindow(balance, deps.mode, deps.config.recovery.reconcileSettleMs);
+  const window = await chooseWindow(balance, deps.mode, deps.config.recovery.reconcileSettleMs, deps.now ?? new Date());
   const runId = await balance.oneFirst(sql.type(z.object({ id: z.bigint() }))`
     insert into reconciliation_runs (mode, checked_until, checked_from)
     values (${deps.mode}, ${window.until.toISOString()}, ${window.from?.toISOString() ?? null}) returning id`);

@@ -23,14 +23,18 @@ const StaleInitRow = z.object({
   currency: z.enum(CURRENCIES),
 });
 
-/** Resumes stale init orders; returns how many were resumed. */
-export async function resumeStaleInit(deps: { databases: Databases; config: Config; logger: Logger }): Promise<number> {
+/**
+ * Resumes stale init orders; returns how many were resumed. `now` is the time the run decides
+ * staleness at (default: the real clock); tests pass a later one instead of waiting.
+ */
+export async function resumeStaleInit(deps: { databases: Databases; config: Config; logger: Logger; now?: Date }): Promise<number> {
   const { balance, ledger } = deps.databases;
   const { initStaleMs, batchSizeMax } = deps.config.recovery;
+  const now = (deps.now ?? new Date()).toISOString();
   const stale = await balance.any(sql.type(StaleInitRow)`
     select o.transaction_id as "transactionId", o.account_id as "accountId", o.amount_minor as "amountMinor", o.currency
       from withdraw_orders o
-     where o.status = 'init' and o.updated_at < now() - make_interval(secs => ${initStaleMs / 1000})
+     where o.status = 'init' and o.updated_at < ${now}::timestamptz - make_interval(secs => ${initStaleMs / 1000})
        -- a submission that is queued or backing off is progress, not a stall
        and not exists (select 1 from graphile_worker.jobs j
                         where j.key = 'gateway-submit:' || o.transaction_id and j.attempts < j.max_attempts)
@@ -63,24 +67,31 @@ const StaleProcessingRow = z.object({ transactionId: z.string(), status: z.enum(
 
 export type ProcessingRecovery = Record<'queried' | StatusQueryOutcome, number>;
 
-/** Asks the provider about stale processing orders and acts on the answers. */
+/**
+ * Asks the provider about stale processing orders and acts on the answers. `now` is the time the
+ * run decides staleness and the query interval at, and records its answers at (default: the real
+ * clock); tests pass a later one instead of waiting.
+ */
 export async function queryStaleProcessing(deps: {
   databases: Databases;
   config: Config;
   psp: PspAdapter;
   logger: Logger;
   onApplied?: () => void;
+  now?: Date;
 }): Promise<ProcessingRecovery> {
   const { balance } = deps.databases;
   const r = deps.config.recovery;
+  const now = deps.now ?? new Date();
   // manual orders are asked too: when the provider knows the outcome, no human needs to decide
   const stale = await balance.any(sql.type(StaleProcessingRow)`
     select o.transaction_id as "transactionId", o.status
       from withdraw_orders o
-     where o.status in ('processing', 'manual') and o.updated_at < now() - make_interval(secs => ${r.processingStaleMs / 1000})
+     where o.status in ('processing', 'manual')
+       and o.updated_at < ${now.toISOString()}::timestamptz - make_interval(secs => ${r.processingStaleMs / 1000})
        and not exists (select 1 from gateway_status_queries q
                         where q.transaction_id = o.transaction_id
-                          and q.created_at > now() - make_interval(secs => ${r.processingQueryIntervalMs / 1000}))
+                          and q.created_at > ${now.toISOString()}::timestamptz - make_interval(secs => ${r.processingQueryIntervalMs / 1000}))
      order by o.updated_at limit ${r.batchSizeMax}`);
   const summary: ProcessingRecovery = { queried: 0, answered: 0, pending: 0, manual: 0, unknown: 0 };
   let next = 0;
@@ -96,6 +107,7 @@ export async function queryStaleProcessing(deps: {
         lookup,
         unknownMax: r.processingQueryAttemptsMax,
         pendingMax: r.processingPendingQueriesMax,
+        now,
       });
       summary[recorded.outcome] += 1;
     }

@@ -2,6 +2,7 @@
 import test, { type ExecutionContext } from 'ava';
 import pg from 'pg';
 import { v4 as uuidv4, v7 as uuidv7 } from 'uuid';
+import { eventually } from './helpers/asyncChecks.ts';
 import { accountNumbers } from './helpers/balanceChecks.ts';
 import { call, type JsonReply } from './helpers/http.ts';
 import { startTestSystem, TEST_SECRETS, type TestSystem } from './helpers/system.ts';
@@ -293,7 +294,14 @@ test.serial('when a withdraw order is read, then its owner and the admin get eve
   t.regex(data.createdAt, ISO);
   t.regex(data.updatedAt, ISO);
   // touch the order (its guard trigger moves updated_at) so the two times differ
-  await new Promise((resolve) => setTimeout(resolve, 5));
+  // (the API shows milliseconds: touch it once the database clock is a millisecond past its creation)
+  await eventually('the database clock to pass the order creation by 1 ms', async () => {
+    const { rows } = await balance.query(
+      `select clock_timestamp() >= created_at + interval '1 millisecond' as past from withdraw_orders where id = $1`,
+      [withdrawOrderId],
+    );
+    return rows[0].past === true;
+  });
   await balance.query('update withdraw_orders set failure_reason = null where id = $1', [withdrawOrderId]);
   const { rows } = await balance.query('select created_at, updated_at, transaction_id from withdraw_orders where id = $1', [
     withdrawOrderId,

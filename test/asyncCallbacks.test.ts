@@ -17,10 +17,9 @@ import {
   ordersById,
   placeMany,
   sendCallback,
-  sleep,
   type PlacedOrder,
 } from './helpers/asyncChecks.ts';
-import { waitForQuiescence } from './helpers/quiescence.ts';
+import { drainerPasses, waitForQuiescence } from './helpers/quiescence.ts';
 import { startTestSystem, type TestSystem } from './helpers/system.ts';
 
 type NotifyReply = { status: number; msg: string; eventId: string | null };
@@ -89,12 +88,12 @@ async function openBreaks(category: string, subject: string) {
 }
 
 async function processedInbox(eventId: string): Promise<string | null> {
-  const ok = await eventually(
+  await eventually(
+    `inbox event ${eventId} to be processed`,
     async () =>
       (await system.db.databases.balance.maybeOneFirst(sql.type(z.object({ outcome: z.string().nullable() }))`
     select outcome from gateway_inbox where event_id = ${eventId} and processed_at is not null`)) != null,
   );
-  if (!ok) return null;
   return system.db.databases.balance.oneFirst(sql.type(z.object({ outcome: z.string().nullable() }))`
     select outcome from gateway_inbox where event_id = ${eventId}`);
 }
@@ -138,7 +137,10 @@ test.serial(
       orders.map(() => 'success'),
     );
     // both deliveries of each event got a 2xx
-    t.true(await eventually(async () => system.sim!.stats().callbacksSent - before.callbacksSent === 2 * orders.length));
+    await eventually(
+      'both deliveries of every callback to be answered 2xx',
+      async () => system.sim!.stats().callbacksSent - before.callbacksSent === 2 * orders.length,
+    );
     t.is(system.sim!.stats().callbacksDuplicated - before.callbacksDuplicated, orders.length);
     await waitForQuiescence(balance, ledger);
 
@@ -173,17 +175,11 @@ test.serial(
     const { accountId, orders } = await placeMany(system, { userId: 'cb-rev', count: 8, amountMinor: 1_000n, fundMinor: 10_000n });
     await settle(orders);
     const references = orders.map((o) => o.transactionId);
-    t.true(
-      await eventually(async () => references.every((r) => system.sim!.stats().reversed.includes(r))),
-      'the simulator reversed each payout',
-    );
-    t.true(
-      await eventually(async () => {
-        const inbox = await inboxOf(references);
-        return inbox.length === 2 * orders.length && inbox.every((row) => row.outcome !== null);
-      }),
-      'both callbacks of each payout applied',
-    );
+    await eventually('the simulator to reverse each payout', async () => references.every((r) => system.sim!.stats().reversed.includes(r)));
+    await eventually('both callbacks of each payout to be applied', async () => {
+      const inbox = await inboxOf(references);
+      return inbox.length === 2 * orders.length && inbox.every((row) => row.outcome !== null);
+    });
     await waitForQuiescence(balance, ledger);
 
     const inbox = await inboxOf(references);
@@ -327,8 +323,12 @@ test.serial(
       orders.map((o) => statuses.get(o.orderId)),
       orders.map(() => 'processing'),
     );
-    t.true(await eventually(async () => system.sim!.stats().callbacksDropped - before.callbacksDropped === orders.length));
-    await sleep(1_000); // a few poll intervals: nothing else comes
+    await eventually(
+      'the simulator to drop every callback',
+      async () => system.sim!.stats().callbacksDropped - before.callbacksDropped === orders.length,
+    );
+    // nothing else comes: every relay and the inbox drainer ran twice more (the poll wakes them)
+    await drainerPasses(system.worker!, 2);
     await waitForQuiescence(balance, ledger);
     const rows = await ordersById(
       balance,

@@ -13,12 +13,11 @@ import {
   journalKindsOf,
   ordersById,
   placeMany,
-  sleep,
   submitAttempts,
   type PlacedOrder,
 } from './helpers/asyncChecks.ts';
 import { call } from './helpers/http.ts';
-import { waitForQuiescence } from './helpers/quiescence.ts';
+import { drainerPasses, waitForQuiescence } from './helpers/quiescence.ts';
 import { startTestSystem, TEST_SECRETS, type TestSystem } from './helpers/system.ts';
 
 const FINAL = ['success', 'failed', 'manual'];
@@ -127,15 +126,18 @@ test.serial(
     );
     await waitForQuiescence(balance, ledger, 60_000);
     // a payout executed on the last attempt reports paid by callback: manual -> success; wait for those
-    const settled = await eventually(async () => {
-      const executed = system.sim!.stats().executed;
-      const rows = await ordersById(
-        balance,
-        orders.map((o) => o.orderId),
-      );
-      return orders.every((o) => (rows.get(o.orderId)?.status === 'success') === (executed[o.transactionId] === 1));
-    }, 20_000);
-    t.true(settled, 'success exactly for the payouts the provider executed');
+    await eventually(
+      'success exactly for the payouts the provider executed',
+      async () => {
+        const executed = system.sim!.stats().executed;
+        const rows = await ordersById(
+          balance,
+          orders.map((o) => o.orderId),
+        );
+        return orders.every((o) => (rows.get(o.orderId)?.status === 'success') === (executed[o.transactionId] === 1));
+      },
+      20_000,
+    );
     await waitForQuiescence(balance, ledger);
 
     const rows = await ordersById(
@@ -243,7 +245,8 @@ test.serial('when the faults stop, then nothing moves a manual order by itself: 
   await system.worker!.drainers.ledgerOutbox.drain();
   await system.worker!.drainers.gatewayInbox.drain();
   await waitForQuiescence(balance, ledger);
-  await sleep(1_500); // several poll intervals and retry periods
+  // several poll intervals later (every relay and the inbox drainer ran twice more), still quiet
+  await drainerPasses(system.worker!, 2);
   await waitForQuiescence(balance, ledger);
 
   const rows = await ordersById(

@@ -16,7 +16,7 @@ import { createDrainer } from '../app/outbox/drainer.ts';
 import { buildTaskList } from '../jobs/tasks.ts';
 import { graphileLogger } from '../jobs/workerApp.ts';
 import { allInvariants, crossDatabaseInvariants, ledgerInvariants } from '../reconcile/invariants.ts';
-import { eventually, ordersById, placeMany, sendCallback, sleep } from './helpers/asyncChecks.ts';
+import { eventually, ordersById, placeMany, sendCallback } from './helpers/asyncChecks.ts';
 import { waitForQuiescence } from './helpers/quiescence.ts';
 import { startTestSystem, type TestSystem } from './helpers/system.ts';
 import { createTestDatabases, type TestDatabases } from './helpers/testDatabases.ts';
@@ -27,13 +27,20 @@ const logger = createLogger({ level: 'silent', name: 'test-outbox' });
 let ledgerOnly: TestDatabases;
 /** web only: the outbox fills and nothing relays it but the test */
 let quiet: TestSystem;
-/** a worker that never polls: only NOTIFY (or the sweep) wakes its relays */
+/** a worker that never polls and has no crons: only NOTIFY (or a sweep the test adds) wakes its relays */
 let deaf: TestSystem;
+/** what deaf's web and worker log at warn and above, one JSON line each */
+const deafLog: string[] = [];
 
 test.before(async () => {
   ledgerOnly = await createTestDatabases();
   quiet = await startTestSystem();
-  deaf = await startTestSystem({ worker: true, env: { RELAY_POLL_INTERVAL_MS: '600000' } });
+  deaf = await startTestSystem({
+    worker: true,
+    env: { RELAY_POLL_INTERVAL_MS: '600000' },
+    cronItems: [],
+    logSink: (line) => deafLog.push(line),
+  });
 });
 test.after.always(async () => {
   await deaf?.stop();
@@ -163,7 +170,10 @@ async function ledgerPostJobEvents(balance: TestSystem['db']['databases']['balan
   return payloads.flatMap((p) => p.events.map((e) => e.outboxId));
 }
 
+const RELAY_WAIT_MS = 20_000;
+
 async function relayUntilEmpty(client: pg.Client, batchSize: number): Promise<number> {
+  const deadline = Date.now() + RELAY_WAIT_MS;
   let total = 0;
   for (;;) {
     const { rows } = await client.query<{ n: number }>('select outbox_relay_balance($1) as n', [batchSize]);
@@ -172,7 +182,9 @@ async function relayUntilEmpty(client: pg.Client, batchSize: number): Promise<nu
     // nothing claimable: done, unless another connection still holds rows it has not committed
     const left = await client.query<{ n: number }>('select count(*)::int as n from outbox where relayed_at is null');
     if (left.rows[0]!.n === 0) return total;
-    await sleep(2);
+    if (Date.now() > deadline) throw new Error(`waited ${RELAY_WAIT_MS} ms for the other relays to commit ${left.rows[0]!.n} rows`);
+    // another connection holds claimed rows until it commits: a short spin until it does
+    await new Promise((resolve) => setTimeout(resolve, 2));
   }
 }
 
@@ -271,17 +283,13 @@ async function listeners(db: TestSystem['db']['databases']['balance']) {
      where datname = current_database() and application_name like 'withdraw-listen%'`);
 }
 
-/** graphile-worker's cron sweeps at each minute's start; keep a quiet window clear of it */
-async function awayFromMinuteBoundary(windowMs: number) {
-  const msIntoMinute = Date.now() % 60_000;
-  if (msIntoMinute + windowMs + 2_000 > 60_000) await sleep(60_000 - msIntoMinute + 2_000);
-}
-
 test.serial(
   'when every notification is lost and the relays never poll, then the outbox__sweep task still relays everything to success',
   async (t) => {
     const { balance, ledger } = deaf.db.databases;
-    t.true(await eventually(async () => (await listeners(balance)).some((l) => l.applicationName === 'withdraw-listen-worker-balance')));
+    await eventually('the worker to LISTEN on the Balance DB', async () =>
+      (await listeners(balance)).some((l) => l.applicationName === 'withdraw-listen-worker-balance'),
+    );
     // lose every notification the relays listen for (the job queue's own stays); as the owner,
     // not as the application's roles
     const balanceOwner = await deaf.db.client('balance');
@@ -290,15 +298,18 @@ test.serial(
     await balanceOwner.query('alter table gateway_inbox disable trigger gateway_inbox_notify');
     await ledgerOwner.query('alter table outbox disable trigger outbox_notify');
     try {
-      await awayFromMinuteBoundary(2_000);
       const { orders } = await placeMany(deaf, { userId: 'deaf-1', count: 10, amountMinor: 250n });
-      await sleep(1_000);
+      // Nothing may relay these rows: no notification, no poll for 10 minutes, no cron. There is
+      // no event to await for something that must not happen; a NOTIFY would arrive within
+      // milliseconds, so this pause is ample to catch one that was not disabled.
+      await new Promise((resolve) => setTimeout(resolve, 300));
       const unrelayed = await balance.oneFirst(sql.type(z.object({ n: z.number() }))`
       select count(*)::int as n from outbox where relayed_at is null`);
       t.is(unrelayed, 11, 'nothing relayed by itself: the credit and the 10 withdrawals wait');
 
       // what the cron does every minute, here every 200 ms
-      const converged = await eventually(
+      await eventually(
+        'every order to reach success through the sweep',
         async () => {
           await balance.query(sql.unsafe`select graphile_worker.add_job('outbox__sweep', '{}'::json)`);
           const rows = await ordersById(
@@ -310,8 +321,8 @@ test.serial(
         60_000,
         200,
       );
-      t.true(converged, 'every order reached success through the sweep');
-      const drained = await eventually(
+      await eventually(
+        'both outboxes and the inbox to drain through the sweep',
         async () => {
           await balance.query(sql.unsafe`select graphile_worker.add_job('outbox__sweep', '{}'::json)`);
           const left = await balance.oneFirst(sql.type(z.object({ n: z.number() }))`
@@ -324,7 +335,6 @@ test.serial(
         30_000,
         200,
       );
-      t.true(drained);
       await waitForQuiescence(balance, ledger);
       t.deepEqual(await allInvariants(balance, ledger), []);
     } finally {
@@ -336,6 +346,16 @@ test.serial(
 );
 
 const LISTENER_NAMES = ['withdraw-listen-worker-balance', 'withdraw-listen-worker-ledger', 'withdraw-listen-withdraw-status'];
+
+/** The listeners (by application name) that logged "notification listener down" since line `from` of deafLog. */
+function listenersDown(from: number): Set<string> {
+  const down = new Set<string>();
+  for (const line of deafLog.slice(from)) {
+    const entry = JSON.parse(line) as { msg?: string; listener?: string };
+    if (entry.msg === 'notification listener down; restarting' && entry.listener) down.add(`withdraw-listen-${entry.listener}`);
+  }
+  return down;
+}
 
 async function allListeners(system: TestSystem) {
   return [...(await listeners(system.db.databases.balance)), ...(await listeners(system.db.databases.ledger))];
@@ -355,54 +375,51 @@ async function killListeners(system: TestSystem): Promise<boolean[]> {
   return killed;
 }
 
-async function listenersReplaced(system: TestSystem, oldPids: ReadonlySet<number>, timeoutMs: number): Promise<boolean> {
-  return eventually(async () => {
-    const now = await allListeners(system);
-    return LISTENER_NAMES.every((name) => now.some((l) => l.applicationName === name && !oldPids.has(l.pid)));
-  }, timeoutMs);
+async function listenersReplaced(system: TestSystem, oldPids: ReadonlySet<number>, timeoutMs: number): Promise<void> {
+  await eventually(
+    `new connections for ${LISTENER_NAMES.join(', ')}`,
+    async () => {
+      const now = await allListeners(system);
+      return LISTENER_NAMES.every((name) => now.some((l) => l.applicationName === name && !oldPids.has(l.pid)));
+    },
+    timeoutMs,
+  );
 }
 
 /**
- * Reconnecting wakes the relays once. After that nothing but a notification can (no poll, and the
- * cron sweep is kept away): one row with no backlog before it notifies, and gets relayed.
+ * Reconnecting wakes the relays once. After that nothing but a notification can (no poll, no
+ * crons): one row with no backlog before it notifies, and gets relayed.
  */
 async function eachRelayHearsItsChannel(t: import('ava').ExecutionContext, system: TestSystem) {
   const { balance, ledger } = system.db.databases;
   await waitForQuiescence(balance, ledger);
-  await awayFromMinuteBoundary(20_000);
   const balancePing = await balance.oneFirst(sql.type(z.object({ id: z.bigint() }))`
     insert into outbox (topic, transaction_id, payload) values ('test.ping', gen_random_uuid(), '{}') returning id`);
-  t.true(
-    await eventually(
-      async () =>
-        (await balance.maybeOneFirst(sql.type(z.object({ at: z.number().nullable() }))`
+  await eventually(
+    'the Balance relay to hear balance_outbox and relay the ping',
+    async () =>
+      (await balance.maybeOneFirst(sql.type(z.object({ at: z.number().nullable() }))`
     select relayed_at as at from outbox where id = ${balancePing}`)) != null,
-      15_000,
-    ),
-    'the Balance relay heard balance_outbox',
+    15_000,
   );
   const ledgerPing = await ledger.oneFirst(sql.type(z.object({ id: z.bigint() }))`
     insert into outbox (topic, transaction_id, payload) values ('test.ping', gen_random_uuid(), '{}') returning id`);
-  t.true(
-    await eventually(
-      async () =>
-        (await ledger.maybeOneFirst(sql.type(z.object({ at: z.number().nullable() }))`
+  await eventually(
+    'the Ledger relay to hear ledger_outbox and relay the ping',
+    async () =>
+      (await ledger.maybeOneFirst(sql.type(z.object({ at: z.number().nullable() }))`
     select relayed_at as at from outbox where id = ${ledgerPing}`)) != null,
-      15_000,
-    ),
-    'the Ledger relay heard ledger_outbox',
+    15_000,
   );
   const eventId = `ping-${randomUUID()}`;
   const reply = await sendCallback(system.url, { eventId, reference: `ping-${randomUUID()}`, status: 'paid' });
   t.is(reply.status, 200, reply.text);
-  t.true(
-    await eventually(
-      async () =>
-        (await balance.maybeOneFirst(sql.type(z.object({ at: z.number().nullable() }))`
+  await eventually(
+    'the inbox drainer to hear gateway_inbox and apply the ping',
+    async () =>
+      (await balance.maybeOneFirst(sql.type(z.object({ at: z.number().nullable() }))`
     select processed_at as at from gateway_inbox where event_id = ${eventId}`)) != null,
-      15_000,
-    ),
-    'the inbox drainer heard gateway_inbox',
+    15_000,
   );
 }
 
@@ -414,7 +431,7 @@ test.serial(
       t.true(before.length >= 3, `worker-balance, worker-ledger and the web's withdraw-status: ${JSON.stringify(before)}`);
       const killed = await killListeners(deaf);
       t.true(killed.length >= 3 && killed.every(Boolean));
-      t.true(await listenersReplaced(deaf, new Set(before.map((l) => l.pid)), 20_000), `round ${round}: every listener reconnected`);
+      await listenersReplaced(deaf, new Set(before.map((l) => l.pid)), 20_000);
     }
     await eachRelayHearsItsChannel(t, deaf);
     t.deepEqual(await allInvariants(deaf.db.databases.balance, deaf.db.databases.ledger), []);
@@ -434,6 +451,7 @@ test.serial(
       for (const name of Object.values(names))
         await owner.query(`alter database ${owner.escapeIdentifier(name)} allow_connections ${allowed}`);
     };
+    const logFrom = deafLog.length;
     await allow(false);
     try {
       const killed = await Promise.all([
@@ -445,8 +463,13 @@ test.serial(
         ),
       ]);
       t.true(killed[0].rowCount! >= 3);
-      // pg-listen alone gives up after retryTimeout (2 s) and emits a fatal error
-      await sleep(6_000);
+      // pg-listen alone gives up (after retryLimit attempts or retryTimeout) and emits an error;
+      // each listener logs that once it sees it, and starts over on its own
+      await eventually(
+        `pg-listen to give up reconnecting on its own, for each of ${LISTENER_NAMES.join(', ')}`,
+        async () => LISTENER_NAMES.every((name) => listenersDown(logFrom).has(name)),
+        20_000,
+      );
       const during = (
         await owner.query<{ n: number }>(
           `
@@ -458,7 +481,7 @@ test.serial(
     } finally {
       await allow(true);
     }
-    t.true(await listenersReplaced(deaf, new Set(before.map((l) => l.pid)), 30_000), 'every listener reconnected once allowed');
+    await listenersReplaced(deaf, new Set(before.map((l) => l.pid)), 30_000);
     await eachRelayHearsItsChannel(t, deaf);
     t.deepEqual(await allInvariants(deaf.db.databases.balance, deaf.db.databases.ledger), []);
   },

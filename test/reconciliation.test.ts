@@ -220,13 +220,10 @@ test.serial(
       body: { reference: paidUnrecorded.transactionId, amount: '12.00', currency: 'USD', destination: 'bank-rc-manual' },
     });
     t.is(payout.status, 202, payout.text);
-    t.true(
-      await eventually(async () => {
-        const lookup = await psp.getPayout(paidUnrecorded.transactionId);
-        return lookup.kind === 'found' && lookup.status === 'paid';
-      }),
-      'the provider paid it',
-    );
+    await eventually('the provider to pay it', async () => {
+      const lookup = await psp.getPayout(paidUnrecorded.transactionId);
+      return lookup.kind === 'found' && lookup.status === 'paid';
+    });
 
     const b = await system.db.client('balance');
     const l = await system.db.client('ledger');

@@ -1,7 +1,7 @@
 // Recovery without a human, and manual review with one. The recovery functions are called
-// directly with small thresholds (recoveryConfig); the worker of the system keeps the default
-// thresholds, so its crons never act on these orders. The tests share one simulator and change
-// its knobs, so they run one after another.
+// directly with small thresholds (recoveryConfig) and a clock ten minutes ahead (testClock), so
+// orders are stale without waiting; the worker of the system has no crons, so only the tests run
+// recovery. The tests share one simulator and change its knobs, so they run one after another.
 import test, { type ExecutionContext } from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
@@ -14,6 +14,7 @@ import { allInvariants } from '../reconcile/invariants.ts';
 import { queryStaleProcessing, resumeStaleInit, type ProcessingRecovery } from '../reconcile/recovery.ts';
 import {
   accountMinor,
+  eventually,
   historyOf,
   journalKindsOf,
   ordersById,
@@ -24,7 +25,7 @@ import {
 } from './helpers/asyncChecks.ts';
 import { call } from './helpers/http.ts';
 import { waitForQuiescence } from './helpers/quiescence.ts';
-import { closedPort, recoveryConfig, waitUntilStale } from './helpers/recoveryHarness.ts';
+import { closedPort, recoveryConfig, testClock } from './helpers/recoveryHarness.ts';
 import { startTestSystem, type TestSystem } from './helpers/system.ts';
 
 const ALICE = { name: 'alice', token: 'alice-operator-token-0123456789' };
@@ -38,11 +39,13 @@ let config: Config;
 let psp: PspAdapter;
 let deadPsp: PspAdapter;
 const logger = createLogger({ level: 'silent', name: 'test-recovery' });
+const clock = testClock();
 
 test.before(async () => {
   system = await startTestSystem({
     worker: true,
     env: { GATEWAY_SUBMIT_ATTEMPTS_MAX: String(SUBMIT_ATTEMPTS_MAX), ADMIN_TOKENS: `${ALICE.name}:${ALICE.token}` },
+    cronItems: [],
   });
   worker = system.worker;
   config = recoveryConfig(system, { PROCESSING_QUERY_ATTEMPTS_MAX: String(QUERY_ATTEMPTS_MAX) });
@@ -68,15 +71,28 @@ async function startWorker() {
   worker = await system.startWorker();
 }
 
-function processing(adapter: PspAdapter, cfg: Config = config): Promise<ProcessingRecovery> {
+/** recovery__stale_processing at `now` (default: the test clock's now) */
+function processing(adapter: PspAdapter, cfg: Config = config, now: Date = clock.now()): Promise<ProcessingRecovery> {
   return queryStaleProcessing({
     databases: databases(),
     config: cfg,
     psp: adapter,
     logger,
     onApplied: () => worker?.drainers.gatewayInbox.wake(),
+    now,
   });
 }
+
+/** Waits until the provider has settled every order (paid or failed), whether or not it calls back. */
+async function providerSettled(orders: readonly PlacedOrder[]): Promise<void> {
+  await eventually('the provider to settle every payout', async () => {
+    const lookups = await Promise.all(orders.map((o) => psp.getPayout(o.transactionId)));
+    return lookups.every((l) => l.kind === 'found' && l.status !== 'pending');
+  });
+}
+
+/** recovery__stale_init at the test clock's now */
+const resumeInit = () => resumeStaleInit({ databases: databases(), config, logger, now: clock.now() });
 
 const StatusQueryRow = z.object({ transactionId: z.string(), result: z.string(), detail: z.record(z.unknown()) });
 async function statusQueries(transactionIds: readonly string[]) {
@@ -132,14 +148,13 @@ test.serial(
     const deleted = await balance.anyFirst(sql.type(z.object({ id: z.bigint() }))`
     select id from graphile_worker.complete_jobs((select array_agg(id) from graphile_worker.jobs where task_identifier = 'ledger__post'))`);
     t.true(deleted.length >= 1);
-    await waitUntilStale(balance, ids(orders), config.recovery.initStaleMs);
     t.deepEqual(
       [...(await ordersById(balance, ids(orders))).values()].map((o) => o.status),
       Array(6).fill('init'),
     );
     t.deepEqual([...(await journalKindsOf(ledger, txs(orders))).values()], Array(6).fill([]));
 
-    t.is(await resumeStaleInit({ databases: databases(), config, logger }), 6);
+    t.is(await resumeInit(), 6);
     t.deepEqual([...(await journalKindsOf(ledger, txs(orders))).values()], Array(6).fill(['hold']), 'the holds are posted first');
     const submits = await balance.anyFirst(sql.type(z.object({ key: z.string() }))`
     select key from graphile_worker.jobs where task_identifier = 'gateway__submit' and key = any(${sql.array(
@@ -147,7 +162,7 @@ test.serial(
       'text',
     )})`);
     t.is(submits.length, 6, 'one submission queued per order');
-    t.is(await resumeStaleInit({ databases: databases(), config, logger }), 0, 'a queued submission is progress, not a stall');
+    t.is(await resumeInit(), 0, 'a queued submission is progress, not a stall');
 
     await startWorker();
     const statuses = await system.waitForOrders(ids(orders), ['success', 'failed', 'manual']);
@@ -164,7 +179,7 @@ test.serial(
     const journalsBefore = await ledger.oneFirst(
       sql.type(z.object({ n: z.number() }))`select count(*)::int as n from journal_transactions`,
     );
-    t.is(await resumeStaleInit({ databases: databases(), config, logger }), 0);
+    t.is(await resumeInit(), 0);
     await checkSettled(t);
     t.is(await ledger.oneFirst(sql.type(z.object({ n: z.number() }))`select count(*)::int as n from journal_transactions`), journalsBefore);
     t.deepEqual(system.sim!.stats().executed, executed);
@@ -188,7 +203,7 @@ test.serial(
       Array(6).fill('processing'),
       'accepted, and no callback came',
     );
-    await waitUntilStale(balance, ids(all), config.recovery.processingStaleMs);
+    await providerSettled(all);
 
     const summary = await processing(psp);
     t.deepEqual(summary, { queried: 6, answered: 6, pending: 0, manual: 0, unknown: 0 });
@@ -248,19 +263,21 @@ test.serial(
     system.sim!.setKnobs({ dropCallbackRate: 1, failAfterAcceptRate: 0, hangRate: 0 });
     const { accountId, orders } = await placeMany(system, { userId: 'rec-dark', count: 2, amountMinor: 1_100n, fundMinor: 10_000n });
     await system.waitForOrders(ids(orders), ['processing']);
-    await waitUntilStale(balance, ids(orders), config.recovery.processingStaleMs);
 
     const totals: ProcessingRecovery = { queried: 0, answered: 0, pending: 0, manual: 0, unknown: 0 };
     const add = (s: ProcessingRecovery) => {
       for (const k of Object.keys(totals) as (keyof ProcessingRecovery)[]) totals[k] += s[k];
     };
-    add(await processing(deadPsp));
+    const firstAt = clock.now();
+    add(await processing(deadPsp, config, firstAt));
     t.like(totals, { queried: 2, unknown: 2 });
     // within PROCESSING_QUERY_INTERVAL_MS of the last query an order is not asked about again
-    t.like(await processing(deadPsp, recoveryConfig(system, { PROCESSING_QUERY_INTERVAL_MS: '600000' })), { queried: 0 });
-    for (let round = 0; round < 40 && totals.manual < 2; round += 1) {
-      await new Promise((resolve) => setTimeout(resolve, config.recovery.processingQueryIntervalMs + 50));
-      add(await processing(deadPsp));
+    const interval = config.recovery.processingQueryIntervalMs;
+    t.like(await processing(deadPsp, config, new Date(firstAt.getTime() + interval - 1)), { queried: 0 });
+    let lastAt = firstAt;
+    for (let round = 0; round < 2 * QUERY_ATTEMPTS_MAX && totals.manual < 2; round += 1) {
+      lastAt = clock.advance(interval + 1);
+      add(await processing(deadPsp, config, lastAt));
     }
     t.deepEqual(totals, { queried: 2 * QUERY_ATTEMPTS_MAX, answered: 0, pending: 0, manual: 2, unknown: 2 * (QUERY_ATTEMPTS_MAX - 1) });
     const rows = await ordersById(balance, ids(orders));
@@ -285,8 +302,11 @@ test.serial(
     }
     // the money stays reserved while the outcome is unknown
     t.like(await accountMinor(balance, accountId), { balance: 10_000n, available: 10_000n - 2_200n, reserved: 2_200n });
-    t.like(await processing(deadPsp), { queried: 0 }, 'manual orders are left to a human');
-    t.like(await processing(psp), { queried: 0 });
+    // within PROCESSING_QUERY_INTERVAL_MS of the last queries nobody asks again, not even the live
+    // provider (which knows the outcome: the review test below finds them still manual)
+    const within = new Date(lastAt.getTime() + interval - 1);
+    t.like(await processing(deadPsp, config, within), { queried: 0 });
+    t.like(await processing(psp, config, within), { queried: 0 });
     await checkSettled(t);
   },
 );
@@ -477,9 +497,9 @@ test.serial(
     );
 
     // let them finish, so the file ends with nothing in processing
-    await waitUntilStale(balance, ids(orders), config.recovery.processingStaleMs);
+    await providerSettled(orders);
     // (manual orders of earlier tests the provider has an answer for are applied too)
-    t.true((await processing(psp)).answered >= 2);
+    t.true((await processing(psp, config, clock.advance(config.recovery.processingQueryIntervalMs + 1))).answered >= 2);
     await system.waitForOrders(ids(orders), ['success']);
     await checkSettled(t);
   },

@@ -11,7 +11,8 @@ import { queryStaleProcessing } from '../reconcile/recovery.ts';
 import { runReconciliation } from '../reconcile/reconcileRun.ts';
 import { call } from './helpers/http.ts';
 import { waitForQuiescence } from './helpers/quiescence.ts';
-import { closedPort, recoveryConfig, waitUntilStale } from './helpers/recoveryHarness.ts';
+import { eventually } from './helpers/asyncChecks.ts';
+import { closedPort, recoveryConfig, testClock } from './helpers/recoveryHarness.ts';
 import { startTestSystem, testConfig, type TestSystem } from './helpers/system.ts';
 import { startWebProcess } from '../app/webApp.ts';
 
@@ -50,7 +51,10 @@ async function manualOrder(userId: string, providerPaid: boolean) {
         body: JSON.stringify({ reference: transactionId, amount: '25.00', currency: 'USD', destination: 'dest' }),
       });
       t_assert(payout.status === 202, `provider accepted: ${payout.status}`);
-      await new Promise((resolve) => setTimeout(resolve, 100)); // settles paid, callback dropped
+      await eventually('the provider to settle the payout paid (its callback dropped)', async () => {
+        const record = await fetch(`${system.simUrl}/payouts/${transactionId}`);
+        return record.status === 200 && ((await record.json()) as { status?: string }).status === 'paid';
+      });
     }
     await system.db.databases.balance.query(sql.unsafe`
       select * from withdraw_transition(${transactionId}, array['init'], 'manual', 'job', 'test', 'outcome unknown', '{}'::jsonb)`);
@@ -175,10 +179,10 @@ test.serial(
 test.serial('when the provider knows the outcome of a manual order, then recovery settles it without a human', async (t) => {
   const order = await manualOrder('recovered-manual', true);
   const config = recoveryConfig(system);
-  await waitUntilStale(system.db.databases.balance, [order.orderId], config.recovery.processingStaleMs);
   const psp = createPspHttpAdapter({ baseUrl: system.simUrl!, ...config.gateway });
   try {
-    const summary = await queryStaleProcessing({ databases: system.db.databases, config, psp, logger: system.logger });
+    const now = testClock().now();
+    const summary = await queryStaleProcessing({ databases: system.db.databases, config, psp, logger: system.logger, now });
     t.true(summary.answered >= 1);
   } finally {
     await psp.close();

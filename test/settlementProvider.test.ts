@@ -32,13 +32,16 @@ async function enqueueDailyImport(tick: Date): Promise<void> {
 async function waitForJobs(): Promise<void> {
   const Job = z.object({ lastError: z.string().nullable() });
   let jobs: readonly z.infer<typeof Job>[] = [];
-  const drained = await eventually(async () => {
-    jobs = await system.db.databases.balance.any(sql.type(Job)`
+  await eventually(
+    'the settlement import job to run',
+    async () => {
+      jobs = await system.db.databases.balance.any(sql.type(Job)`
       select last_error as "lastError" from graphile_worker.jobs where task_identifier = 'settlement__import_yesterday'`);
-    // a job that succeeded is deleted; one that failed keeps its error (and waits for its retry)
-    return jobs.every((job) => job.lastError !== null);
-  }, 30_000);
-  if (!drained) throw new Error('the settlement import job did not run within 30 s');
+      // a job that succeeded is deleted; one that failed keeps its error (and waits for its retry)
+      return jobs.every((job) => job.lastError !== null);
+    },
+    30_000,
+  );
   if (jobs.length > 0) throw new Error(`the settlement import job failed: ${jobs.map((job) => job.lastError).join('; ')}`);
 }
 
@@ -55,18 +58,18 @@ test.serial(
     );
     system.sim!.setKnobs({ reverseAfterPaidRate: 1 });
     const reversed = await placeWithdrawal(system, { userId: 'stmt-user', accountId, amountMinor: 1_500n });
-    const seen = await eventually(async () => system.sim!.stats().reversed.includes(reversed.transactionId));
-    t.true(seen, 'the simulator reversed the third payout');
+    await eventually('the simulator to reverse the third payout', async () =>
+      system.sim!.stats().reversed.includes(reversed.transactionId),
+    );
     system.sim!.setKnobs({ reverseAfterPaidRate: 0 });
     await system.waitForOrders([reversed.orderId], ['success']);
     // the settle journals are posted through the outbox: the ledger side must be there before matching
-    const settled = await eventually(async () => {
+    await eventually('the three settle journals to be posted', async () => {
       const n = await system.db.databases.ledger.oneFirst(sql.type(Count)`
       select count(*)::int as n from journal_transactions where kind = 'settle'
          and transaction_id = any(${sql.array([...orders.map((o) => o.transactionId), reversed.transactionId], 'uuid')})`);
       return n === 3;
     });
-    t.true(settled);
 
     // what the simulator serves: three paid lines with the fee, one reversed line
     const psp = createPspHttpAdapter({ baseUrl: system.simUrl!, ...system.config.gateway });

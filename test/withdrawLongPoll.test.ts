@@ -3,7 +3,7 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { eventually, placeMany, sleep } from './helpers/asyncChecks.ts';
+import { eventually, placeMany } from './helpers/asyncChecks.ts';
 import { call, type JsonReply } from './helpers/http.ts';
 import { startTestSystem, type TestSystem } from './helpers/system.ts';
 
@@ -12,8 +12,9 @@ let web: TestSystem;
 /** the whole system: the worker and the simulator move them */
 let full: TestSystem;
 
-async function statusListenerReady(system: TestSystem): Promise<boolean> {
-  return eventually(
+async function statusListenerReady(system: TestSystem): Promise<void> {
+  await eventually(
+    'the long-poll listener to connect',
     async () =>
       (
         await system.db.databases.balance.anyFirst(sql.type(z.object({ pid: z.number() }))`
@@ -28,7 +29,8 @@ async function statusListenerReady(system: TestSystem): Promise<boolean> {
 test.before(async () => {
   web = await startTestSystem();
   full = await startTestSystem({ worker: true });
-  if (!(await statusListenerReady(web)) || !(await statusListenerReady(full))) throw new Error('the long-poll listener did not connect');
+  await statusListenerReady(web);
+  await statusListenerReady(full);
 });
 test.after.always(async () => {
   await full?.stop();
@@ -42,6 +44,11 @@ async function transition(system: TestSystem, transactionId: string, from: strin
     select outcome from withdraw_transition(${transactionId}::uuid, ${sql.array([from], 'text')}, ${to}, 'job', 'test', 'moved by the test')`);
   await balance.query(sql.unsafe`select outbox_relay_balance(1000)`);
   return outcome;
+}
+
+/** Waits until the web process holds `count` long polls on the order, parked until it changes. */
+async function parked(system: TestSystem, orderId: string, count: number): Promise<void> {
+  await eventually(`${count} long polls parked on order ${orderId}`, async () => system.web.longPollsParked(orderId) === count, 10_000, 10);
 }
 
 function timedGet(system: TestSystem, path: string, token: string) {
@@ -59,7 +66,7 @@ test('when the order leaves the awaited status, then the long poll answers befor
   const order = orders[0]!;
   const token = await web.userToken('lp-ann');
   const poll = timedGet(web, `/withdraw/${order.orderId}?waitMs=5000&status=init`, token);
-  await sleep(300);
+  await parked(web, order.orderId, 1);
   t.false(poll.settled(), 'it waits while the order is init');
   t.is(await transition(web, order.transactionId, 'init', 'processing'), 'changed');
   const { reply, elapsedMs } = await poll.done;
@@ -76,7 +83,7 @@ test('when several clients wait on the same order, then one change wakes them al
   const polls = Array.from({ length: 5 }, (_, i) =>
     timedGet(web, `/withdraw/${order.orderId}?waitMs=8000&status=init`, i % 2 === 0 ? token : web.adminToken),
   );
-  await sleep(300);
+  await parked(web, order.orderId, polls.length);
   t.true(polls.every((p) => !p.settled()));
   await transition(web, order.transactionId, 'init', 'manual');
   const replies = await Promise.all(polls.map((p) => p.done));

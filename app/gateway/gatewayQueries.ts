@@ -105,7 +105,14 @@ const StatusQueryRow = z.object({ outcome: z.enum(STATUS_QUERY_OUTCOMES) });
  */
 export async function recordStatusQuery(
   db: CommonQueryMethods,
-  input: { transactionId: string; lookup: PayoutLookup; unknownMax: number; pendingMax: number },
+  input: {
+    transactionId: string;
+    lookup: PayoutLookup;
+    unknownMax: number;
+    pendingMax: number;
+    /** when the answer is recorded (the time the recovery run runs at) */
+    now: Date;
+  },
 ): Promise<{ outcome: StatusQueryOutcome }> {
   const { lookup } = input;
   const result = lookup.kind === 'found' ? lookup.status : lookup.kind;
@@ -113,5 +120,6 @@ export async function recordStatusQuery(
   const failureCode = lookup.kind === 'found' ? lookup.failureCode : null;
   return db.one(sql.type(StatusQueryRow)`
     select outcome from gateway_record_status_query(${input.transactionId}, ${result}, ${failureCode},
-      ${sql.jsonb(detail as Parameters<typeof sql.jsonb>[0])}, ${input.unknownMax}, ${input.pendingMax})`);
+      ${sql.jsonb(detail as Parameters<typeof sql.jsonb>[0])}, ${input.unknownMax}, ${input.pendingMax},
+      ${input.now.toISOString()}::timestamptz)`);
 }

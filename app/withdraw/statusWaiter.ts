@@ -6,12 +6,15 @@ import { listenForNotifications, type NotificationListener } from '../outbox/not
 export type StatusWaiter = Readonly<{
   /** resolves on a notification for orderId or at the deadline; `stillSame` is re-checked after subscribing */
   wait: (orderId: string, stillSame: () => Promise<boolean>, waitMs: number) => Promise<boolean>;
+  /** how many requests for orderId are parked now, waiting for a change or their deadline */
+  parked: (orderId: string) => number;
   close: () => Promise<void>;
 }>;
 
 export function createStatusWaiter(options: { balanceUrl: string; waitersMax: number; logger: Logger }): StatusWaiter {
   const waiters = new Map<string, Set<() => void>>();
   let count = 0;
+  const parked = new Map<string, number>();
   const wakeAll = () => {
     for (const set of waiters.values()) for (const wake of set) wake();
   };
@@ -42,7 +45,16 @@ export function createStatusWaiter(options: { balanceUrl: string; waitersMax: nu
     count += 1;
     const timer = setTimeout(wake, waitMs);
     try {
-      if (await stillSame()) await woken;
+      if (await stillSame()) {
+        parked.set(orderId, (parked.get(orderId) ?? 0) + 1);
+        try {
+          await woken;
+        } finally {
+          const left = (parked.get(orderId) ?? 1) - 1;
+          if (left === 0) parked.delete(orderId);
+          else parked.set(orderId, left);
+        }
+      }
       return true;
     } finally {
       clearTimeout(timer);
@@ -54,6 +66,7 @@ export function createStatusWaiter(options: { balanceUrl: string; waitersMax: nu
 
   return {
     wait,
+    parked: (orderId) => parked.get(orderId) ?? 0,
     close: async () => {
       wakeAll();
       await listener.close();

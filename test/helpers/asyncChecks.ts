@@ -131,17 +131,23 @@ export async function countRows(
   return db.oneFirst(sql.type(z.object({ n: z.number() }))`select count(*)::int as n from ${sql.identifier([table])}`);
 }
 
-/** Polls `check` until it returns true or the (generous) deadline passes; returns the last answer. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs = 20_000, intervalMs = 50): Promise<boolean> {
+/**
+ * Polls `check` until it returns true; throws, naming `what` it waited for (a function: read at
+ * the deadline), when the (generous) deadline passes first.
+ */
+export async function eventually(
+  what: string | (() => string),
+  check: () => Promise<boolean>,
+  timeoutMs = 20_000,
+  intervalMs = 50,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (await check()) return true;
-    if (Date.now() > deadline) return false;
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`waited ${timeoutMs} ms for ${typeof what === 'string' ? what : what()}; it did not happen`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export type CallbackBody = { eventId: string; reference: string; status: 'paid' | 'failed'; failureCode?: string; occurredAt: string };
 

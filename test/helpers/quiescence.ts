@@ -1,6 +1,7 @@
 // Waits until nothing is left to do: both outboxes relayed, the inbox applied, no runnable job.
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
+import type { WorkerProcess } from '../../jobs/workerApp.ts';
 
 const Pending = z.object({ balanceOutbox: z.number(), inbox: z.number(), jobs: z.number() });
 
@@ -31,5 +32,22 @@ export async function waitForQuiescence(balance: DatabasePool, ledger: DatabaseP
     }
     if (Date.now() > deadline) throw new Error(`not quiescent after ${timeoutMs} ms: ${JSON.stringify(p)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * Waits until every drainer of the worker (both relays, the inbox) finished `passes` more passes
+ * than now: what "a few poll intervals later" stands for, with the work they would have found done.
+ */
+export async function drainerPasses(worker: WorkerProcess, passes: number, timeoutMs = 20_000): Promise<void> {
+  const drainers = Object.values(worker.drainers);
+  const start = drainers.map((d) => d.stats().passes);
+  const deadline = Date.now() + timeoutMs;
+  while (!drainers.every((d, i) => d.stats().passes >= start[i]! + passes)) {
+    if (Date.now() > deadline) {
+      const done = drainers.map((d, i) => `${d.name} ${d.stats().passes - start[i]!}`).join(', ');
+      throw new Error(`waited ${timeoutMs} ms for ${passes} more passes of every drainer; got ${done}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

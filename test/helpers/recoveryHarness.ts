@@ -1,6 +1,6 @@
 // What the recovery, reconciliation and convergence tests share: a Config with small recovery
-// thresholds (the worker of the test system keeps the defaults, so its once-a-minute crons never
-// race the test's own calls), waiting for orders to become stale, and the ledger trial balance.
+// thresholds (the worker of the test system keeps the defaults), a clock ahead of the real one
+// for the recovery runs the tests make themselves, and the ledger trial balance.
 import net from 'node:net';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
@@ -20,17 +20,31 @@ export function recoveryConfig(system: TestSystem, extra: Record<string, string>
   return testConfig(system.db, { ...FAST_ASYNC_ENV, ...(system.simUrl ? { PSP_BASE_URL: system.simUrl } : {}), ...RECOVERY_ENV, ...extra });
 }
 
-/** Polls until every order was last updated more than `ageMs` ago (by the database's clock). */
-export async function waitUntilStale(balance: DatabasePool, orderIds: readonly string[], ageMs: number, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const fresh = await balance.oneFirst(sql.type(z.object({ n: z.number() }))`
-      select count(*)::int as n from withdraw_orders
-       where id = any(${sql.array([...orderIds], 'uuid')}) and updated_at >= now() - make_interval(secs => ${ageMs / 1000})`);
-    if (fresh === 0) return;
-    if (Date.now() > deadline) throw new Error(`${fresh} orders still fresh after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+export type TestClock = Readonly<{
+  /** the clock's time now: never behind where it was, and at least `aheadMs` ahead of the real clock */
+  now: () => Date;
+  /** moves the clock forward by `ms` and returns the new time */
+  advance: (ms: number) => Date;
+}>;
+
+/**
+ * The time recovery and reconciliation runs are given instead of waiting: it starts `aheadMs`
+ * ahead of the real clock (so every order the test made is as stale as any threshold it sets) and
+ * only moves forward, so the runs' own records (status queries) are in its past.
+ */
+export function testClock(aheadMs = 10 * 60_000): TestClock {
+  let at = Date.now() + aheadMs;
+  const now = () => {
+    at = Math.max(at, Date.now() + aheadMs);
+    return new Date(at);
+  };
+  return {
+    now,
+    advance: (ms) => {
+      at = now().getTime() + ms;
+      return new Date(at);
+    },
+  };
 }
 
 /** Sum of all ledger entries per currency: zero for each when every journal balances. */

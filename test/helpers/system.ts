@@ -7,6 +7,7 @@ import { startWebProcess, type WebProcess } from '../../app/webApp.ts';
 import { createPspSimulator, type Knobs } from '../../app/gateway/simulator/pspSimulator.ts';
 import { createPspHttpAdapter } from '../../app/gateway/pspHttpAdapter.ts';
 import { startWorkerProcess, type WorkerProcess } from '../../jobs/workerApp.ts';
+import type { ParsedCronItem } from 'graphile-worker';
 import { sql } from 'slonik';
 import { ephemeralPort } from '../../app/supervisor.ts';
 import { z } from 'zod';
@@ -35,8 +36,9 @@ export type TestSystem = Readonly<{
   sim: ReturnType<typeof createPspSimulator> | null;
   simUrl: string | null;
   worker: WorkerProcess | null;
-  startWorker: () => Promise<WorkerProcess>;
-  /** polls the Balance DB until every order is in one of `statuses` */
+  /** another worker process, with the system's crontab unless `cronItems` says otherwise */
+  startWorker: (options?: { cronItems?: ParsedCronItem[] }) => Promise<WorkerProcess>;
+  /** polls the Balance DB until every order is in one of `statuses`; throws at the deadline */
   waitForOrders: (orderIds: readonly string[], statuses: readonly string[], timeoutMs?: number) => Promise<Map<string, string>>;
   stop: () => Promise<void>;
 }>;
@@ -65,7 +67,17 @@ export function testConfig(db: Pick<TestDatabases, 'balanceUrl' | 'ledgerUrl'>, 
 }
 
 export async function startTestSystem(
-  options: { env?: Record<string, string>; db?: TestDatabases; worker?: boolean; knobs?: Partial<Knobs>; seed?: number } = {},
+  options: {
+    env?: Record<string, string>;
+    db?: TestDatabases;
+    worker?: boolean;
+    knobs?: Partial<Knobs>;
+    seed?: number;
+    /** the worker's crons (default: jobs/crontab.ts); [] for a worker no minute boundary disturbs */
+    cronItems?: ParsedCronItem[];
+    /** receives every line the web and worker log at warn and above (instead of the silent default) */
+    logSink?: (line: string) => void;
+  } = {},
 ): Promise<TestSystem> {
   const db = options.db ?? (await createTestDatabases());
   const env = { ...(options.worker ? FAST_ASYNC_ENV : {}), ...(options.env ?? {}) };
@@ -87,9 +99,14 @@ export async function startTestSystem(
     simUrl = (await sim.start()).url;
   }
   const config = testConfig(db, { ...env, PORT: String(webPort), ...(simUrl ? { PSP_BASE_URL: simUrl } : {}) });
-  const logger = createLogger({ level: config.logLevel, name: 'test-web' });
+  const sink = options.logSink;
+  const newLogger = (name: string) =>
+    sink
+      ? createLogger({ level: 'warn', name, destination: { write: (line: string) => sink(line) } })
+      : createLogger({ level: config.logLevel, name });
+  const logger = newLogger('test-web');
   const web = await startWebProcess({ config, databases: db.databases, balanceUrl: db.balanceUrl, logger });
-  const startWorker = async () => {
+  const startWorker = async (workerOptions: { cronItems?: ParsedCronItem[] } = {}) => {
     if (!simUrl) throw new Error('start the system with { worker: true }');
     const psp = createPspHttpAdapter({ baseUrl: simUrl, ...config.gateway });
     psps.push(psp);
@@ -99,7 +116,8 @@ export async function startTestSystem(
       balanceUrl: db.balanceUrl,
       ledgerUrl: db.ledgerUrl,
       psp,
-      logger: createLogger({ level: config.logLevel, name: 'test-worker' }),
+      logger: newLogger('test-worker'),
+      cronItems: workerOptions.cronItems ?? options.cronItems,
     });
   };
   if (options.worker) worker = await startWorker();
@@ -110,8 +128,13 @@ export async function startTestSystem(
       const rows = await db.databases.balance.any(sql.type(OrderStatusRow)`
         select id, status from withdraw_orders where id = any(${sql.array([...orderIds], 'uuid')})`);
       const map = new Map(rows.map((row) => [row.id, row.status]));
-      const done = orderIds.every((id) => statuses.includes(map.get(id) ?? ''));
-      if (done || Date.now() > deadline) return map;
+      if (orderIds.every((id) => statuses.includes(map.get(id) ?? ''))) return map;
+      if (Date.now() > deadline) {
+        const behind = orderIds.filter((id) => !statuses.includes(map.get(id) ?? '')).map((id) => `${id}: ${map.get(id) ?? 'missing'}`);
+        throw new Error(
+          `waited ${timeoutMs} ms for ${orderIds.length} orders to be ${statuses.join('|')}; ${behind.length} are not: ${behind.slice(0, 5).join(', ')}`,
+        );
+      }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
