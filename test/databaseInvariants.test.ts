@@ -219,11 +219,17 @@ test.serial('when a history row records a move the state machine does not allow,
     'init -> success in history',
   );
   t.is(refused.constraint, 'withdraw_status_history_transition_allowed');
-  await balance.query(
-    `insert into withdraw_status_history (order_id, from_status, to_status, actor) values ($1, 'init', 'processing', 'job')`,
+  // an allowed move is recorded
+  const allowed = await balance.query(
+    `insert into withdraw_status_history (order_id, from_status, to_status, actor) values ($1, 'init', 'processing', 'job')
+     returning from_status, to_status`,
     [order.id],
   );
-  t.pass();
+  t.deepEqual(allowed.rows, [{ from_status: 'init', to_status: 'processing' }]);
+  const { rows } = await balance.query('select from_status, to_status from withdraw_status_history where order_id = $1 order by id', [
+    order.id,
+  ]);
+  t.deepEqual(rows, [{ from_status: 'init', to_status: 'processing' }], 'the refused move left no row');
 });
 
 test.serial(

@@ -74,8 +74,15 @@ test('when a settle does not match its hold, then the ledger refuses the whole b
   const kinds = await system.db.databases.ledger.anyFirst(sql.type(z.object({ kind: z.string() }))`
     select kind from journal_transactions where transaction_id = ${transactionId}`);
   t.deepEqual(kinds, ['hold']);
-  await postLedgerEvents(system.db.databases.ledger, [event(3, 'withdraw.success', '500')]);
-  t.pass();
+  // the settle that matches its hold is posted, once the refused one is out of the way
+  const posted = await postLedgerEvents(system.db.databases.ledger, [event(3, 'withdraw.success', '500')]);
+  t.deepEqual(
+    posted.map((row) => [row.kind, row.posted]),
+    [['settle', true]],
+  );
+  const after = await system.db.databases.ledger.anyFirst(sql.type(z.object({ kind: z.string() }))`
+    select kind from journal_transactions where transaction_id = ${transactionId} order by id`);
+  t.deepEqual(after, ['hold', 'settle']);
 });
 
 test('when a body is not JSON and no token is given, then authentication is judged first (401)', async (t) => {

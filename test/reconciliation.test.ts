@@ -28,7 +28,8 @@ const logger = createLogger({ level: 'silent', name: 'test-reconcile' });
 
 test.before(async () => {
   // one unknown attempt is enough to send an order to manual
-  system = await startTestSystem({ worker: true, env: { GATEWAY_SUBMIT_ATTEMPTS_MAX: '1' } });
+  // no crons: only the tests run reconciliation (the */5 cron would add runs of its own)
+  system = await startTestSystem({ worker: true, env: { GATEWAY_SUBMIT_ATTEMPTS_MAX: '1' }, cronItems: [] });
   config = recoveryConfig(system);
   psp = createPspHttpAdapter({ baseUrl: system.simUrl!, ...config.gateway });
 });
@@ -501,3 +502,22 @@ test.serial('when breaks are present, then `npm run reconcile -- --full` exits 1
   for (const e of remaining)
     t.true(text.stdout.includes(`${e.category} ${e.subject}: expected ${e.expected}, actual ${e.actual}`), keyOf(e));
 });
+
+test.serial(
+  'when a run is given the time it runs at, then it checks only the orders that settled RECONCILE_SETTLE_MS before it',
+  async (t) => {
+    const { balance } = system.db.databases;
+    const settleMs = 60_000;
+    const settling = recoveryConfig(system, { RECONCILE_SETTLE_MS: String(settleMs) });
+    const runAt = (ms: number) =>
+      runReconciliation({ databases: system.db.databases, psp: null, config: settling, logger, mode: 'full', now: new Date(ms) });
+    const orders = await balance.one(sql.type(z.object({ total: z.number(), lastMovedAt: z.number() }))`
+    select count(*)::int as total, max(updated_at) as "lastMovedAt" from withdraw_orders`);
+    // a millisecond too early, the order that moved last is still settling; a millisecond later it is checked
+    const early = await runAt(orders.lastMovedAt + settleMs - 1);
+    t.is(early.checkedUntil, new Date(orders.lastMovedAt - 1).toISOString());
+    t.true(early.ordersChecked < orders.total, `${early.ordersChecked} of ${orders.total} orders checked`);
+    const late = await runAt(orders.lastMovedAt + settleMs + 1);
+    t.is(late.ordersChecked, orders.total);
+  },
+);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { v7 as uuidv7 } from 'uuid';
+import { version as uuidVersion } from 'uuid';
 import { call } from './helpers/http.ts';
 import { startTestSystem, type TestSystem } from './helpers/system.ts';
 
@@ -29,5 +29,12 @@ test('when a funded user withdraws, then 202 processing and the amount moves fro
   t.is(order.body.data.status, 'init');
   t.is(order.body.data.amount, '12.34');
   t.is(order.body.data.fromAccountId, accountId);
-  t.truthy(uuidv7);
+  t.is(order.body.data.toAccountId, 'bank-123');
+  t.is(order.body.data.currency, 'USD');
+  t.is(order.body.data.withdrawOrderId, reply.body.data.withdrawOrderId);
+  t.is(order.body.data.transactionId, reply.body.data.transactionId);
+  // both ids are UUIDv7: time-ordered, and the transactionId is the provider's idempotency key
+  t.is(uuidVersion(reply.body.data.withdrawOrderId), 7);
+  t.is(uuidVersion(reply.body.data.transactionId), 7);
+  t.not(reply.body.data.transactionId, reply.body.data.withdrawOrderId);
 });

@@ -36,12 +36,17 @@ export type TestSystem = Readonly<{
   sim: ReturnType<typeof createPspSimulator> | null;
   simUrl: string | null;
   worker: WorkerProcess | null;
-  /** another worker process, with the system's crontab unless `cronItems` says otherwise */
-  startWorker: (options?: { cronItems?: ParsedCronItem[] }) => Promise<WorkerProcess>;
+  /**
+   * another worker process (the caller stops it), with the system's crontab unless `cronItems`
+   * says otherwise, and the system's simulator as its provider unless `pspBaseUrl` names another
+   */
+  startWorker: (options?: WorkerOptions) => Promise<WorkerProcess>;
   /** polls the Balance DB until every order is in one of `statuses`; throws at the deadline */
   waitForOrders: (orderIds: readonly string[], statuses: readonly string[], timeoutMs?: number) => Promise<Map<string, string>>;
   stop: () => Promise<void>;
 }>;
+
+export type WorkerOptions = { cronItems?: ParsedCronItem[]; pspBaseUrl?: string };
 
 /** Fast retries and short timeouts so fault tests finish quickly. */
 export const FAST_ASYNC_ENV: Record<string, string> = {
@@ -106,9 +111,10 @@ export async function startTestSystem(
       : createLogger({ level: config.logLevel, name });
   const logger = newLogger('test-web');
   const web = await startWebProcess({ config, databases: db.databases, balanceUrl: db.balanceUrl, logger });
-  const startWorker = async (workerOptions: { cronItems?: ParsedCronItem[] } = {}) => {
-    if (!simUrl) throw new Error('start the system with { worker: true }');
-    const psp = createPspHttpAdapter({ baseUrl: simUrl, ...config.gateway });
+  const startWorker = async (workerOptions: WorkerOptions = {}) => {
+    const baseUrl = workerOptions.pspBaseUrl ?? simUrl;
+    if (!baseUrl) throw new Error('start the system with { worker: true }, or name the provider');
+    const psp = createPspHttpAdapter({ baseUrl, ...config.gateway });
     psps.push(psp);
     return startWorkerProcess({
       config,
