@@ -65,6 +65,7 @@ export async function startWebProcess(deps: {
   });
   // operators' resolutions ask the provider before releasing money
   const psp = config.psp.baseUrl ? createPspHttpAdapter({ baseUrl: config.psp.baseUrl, ...config.gateway }) : null;
+  const review = createManualReview({ db: databases.balance, psp });
   const statusWaiter = createStatusWaiter({ balanceUrl: deps.balanceUrl, waitersMax: config.http.longPollWaitersMax, logger });
   const app = createHttpApp({
     logger,
@@ -82,8 +83,8 @@ export async function startWebProcess(deps: {
       accountRoutes({ auth, db: databases.balance, accounts }),
       gatewayRoutes({ auth, balance: databases.balance, webhookSecrets: config.psp.webhookSecrets }),
       dashboardRoutes({ auth, databases }),
-      reviewRoutes({ auth, db: databases.balance, accounts, review: createManualReview({ db: databases.balance, psp }) }),
-      ...consoleRouters({ config, auth, db: databases.balance }),
+      reviewRoutes({ auth, db: databases.balance, accounts, review }),
+      ...consoleRouters({ config, auth, databases, review }),
     ],
   });
   const server = await new Promise<Server>((resolve, reject) => {

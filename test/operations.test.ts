@@ -55,7 +55,7 @@ test('when the OpenAPI document is requested, then it describes the contract end
   t.truthy(reply.body.components.schemas.WithdrawRequest);
 });
 
-test('when the dashboard API is called without the admin token, then 401; the page itself carries no data', async (t) => {
+test('when the dashboard API is called without the admin token, then 401; the console page goes to sign-in', async (t) => {
   for (const path of ['/admin/api/overview', '/admin/api/jobs', '/admin/api/breaks']) {
     const reply = await call(system.url, 'GET', path);
     t.is(reply.status, 401, path);
@@ -63,9 +63,12 @@ test('when the dashboard API is called without the admin token, then 401; the pa
   }
   const userToken = await system.userToken('mallory');
   t.is((await call(system.url, 'GET', '/admin/api/overview', { token: userToken })).status, 401);
-  const page = await fetch(`${system.url}/admin/`);
-  t.is(page.status, 200);
-  t.regex(await page.text(), /<title>Withdraw system/);
+  const page = await fetch(`${system.url}/admin/`, { redirect: 'manual' });
+  t.is(page.status, 303);
+  t.is(page.headers.get('location'), '/admin/login');
+  const login = await fetch(`${system.url}/admin/login`);
+  t.is(login.status, 200);
+  t.regex(await login.text(), /<title>Withdraw system: sign in/);
 });
 
 test.serial('when a job has failed permanently, then the dashboard lists it and a retry resets its attempts', async (t) => {

@@ -1,6 +1,6 @@
-// The job dashboard (GET /admin/) and the JSON endpoints it uses. The page itself carries no data:
-// it asks for the admin token and calls the JSON API with it, so a browser never needs the token
-// in a URL or a cookie.
+// The admin-token dashboard API (/admin/api/*): overview, jobs, retries, breaks, for scripts and
+// API clients. People use the operations console (GET /admin/, consoleRouters.ts) with their own
+// sessions.
 import type { Request, Response, Router } from 'express';
 import express from 'express';
 import type { Databases } from '../db/pools.ts';
@@ -9,7 +9,6 @@ import type { Auth } from '../http/auth.ts';
 import { readBody } from '../http/jsonBody.ts';
 import { recordAudit } from './auditLog.ts';
 import { describeZodError, z } from '../http/zod.ts';
-import { DASHBOARD_HTML } from './dashboardPage.ts';
 import { JOB_STATES, listBreaks, listJobs, overview, retryJobs } from './dashboardQueries.ts';
 
 const LIST_LIMIT_MAX = 500;
@@ -39,12 +38,6 @@ function parse<T extends z.ZodTypeAny>(schema: T, value: unknown): z.infer<T> {
 export function dashboardRoutes(deps: { auth: Auth; databases: Databases }): Router {
   const router = express.Router();
   const admin = deps.auth.require('admin');
-
-  router.get(['/admin', '/admin/'], (_req: Request, res: Response) => {
-    res.setHeader('Content-Security-Policy', "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
-    res.setHeader('Cache-Control', 'no-store');
-    res.status(200).type('html').send(DASHBOARD_HTML);
-  });
 
   router.get('/admin/api/overview', admin, async (_req: Request, res: Response) => {
     res.status(200).json(okEnvelope('ok', await overview(deps.databases)));
