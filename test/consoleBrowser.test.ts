@@ -130,6 +130,15 @@ test.serial('when operators run an incident from the browser, then every step sh
   await shot(otto.page, '03-review-resolved');
   t.is(await orderStatus(system, stuck.orderId), 'success');
 
+  // its page tells the whole story: the operator's resolution and the provider's answer it was judged on
+  await otto.page.goto(`${system.url}/admin/#/orders?q=${stuck.transactionId}`);
+  await otto.page.locator(`tr[data-order="${stuck.orderId}"] a`).first().click();
+  await otto.page.locator(`#order[data-status="success"]`).waitFor();
+  const story = (await otto.page.locator('table.timeline').textContent()) ?? '';
+  t.regex(story, /status manual → success.*operator otto.*provider reports it paid/s);
+  t.regex(story, /provider status query: paid/);
+  await shot(otto.page, '03b-order-timeline');
+
   // the failed job: its error and its order are shown; retry it
   await otto.page.goto(`${system.url}/admin/#/jobs?state=failed`);
   const row = otto.page.locator(`tr[data-job="${jobId}"]`);
