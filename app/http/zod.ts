@@ -3,16 +3,29 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { isLosslessNumber, type LosslessNumber } from 'lossless-json';
 import { z } from 'zod';
+import { DECIMAL_STRING_PATTERN, isDecimalString } from '../money/money.ts';
 
 extendZodWithOpenApi(z);
 
 export { z };
 
-/** A JSON number (its exact source text) or a decimal string; never a float. */
+const DECIMAL_STRING_MESSAGE = 'must be a decimal string: digits with an optional point (exponents only in JSON numbers)';
+
+/**
+ * A JSON number (its exact source text, exponent form allowed) or a decimal string (digits with an
+ * optional point, no exponent); never a float. The result is the text, for parseAmount.
+ */
 export const decimalInput = z
-  .union([z.string(), z.custom<LosslessNumber>((value) => isLosslessNumber(value), 'must be a number or a decimal string')])
+  .union([
+    z.string().openapi({ pattern: DECIMAL_STRING_PATTERN.source, example: '123.12' }),
+    z.custom<LosslessNumber>((value) => isLosslessNumber(value), 'must be a number or a decimal string').openapi({ type: 'number' }),
+  ])
+  .superRefine((value, ctx) => {
+    if (typeof value === 'string' && !isDecimalString(value))
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: DECIMAL_STRING_MESSAGE });
+  })
   .transform((value) => (typeof value === 'string' ? value : value.value))
-  .openapi({ type: 'string', description: 'decimal amount, as a JSON number or a string', example: '123.12' });
+  .openapi({ description: 'decimal amount: a JSON number (exponent form allowed) or a decimal string of digits with an optional point' });
 
 /** An integer sent as a JSON number or a string. */
 export const integerInput = z

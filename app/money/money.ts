@@ -24,8 +24,19 @@ export function currencyExponent(currency: Currency): number {
 export type AmountParseFailure = 'format' | 'precision' | 'not_positive' | 'too_large';
 export type AmountParseResult = { readonly ok: true; readonly minor: bigint } | { readonly ok: false; readonly reason: AmountParseFailure };
 
-// JSON number grammar (RFC 8259), which also covers plain decimal strings like "123.12".
+// JSON number grammar (RFC 8259): what the source text of a JSON number may look like.
 const DECIMAL_PATTERN = /^(-?)(0|[1-9]\d*)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/;
+
+/**
+ * A decimal STRING is digits with an optional point and fraction ("1000", "12.30"), and an optional
+ * leading minus (read, so that "-1" is refused as not positive rather than as garbage). Exponent
+ * notation belongs to JSON numbers only: the string "1e3" is not an amount.
+ */
+export const DECIMAL_STRING_PATTERN = /^-?(0|[1-9]\d*)(\.\d+)?$/;
+
+export function isDecimalString(text: string): boolean {
+  return text.length <= AMOUNT_TEXT_LENGTH_MAX && DECIMAL_STRING_PATTERN.test(text);
+}
 
 /**
  * A decimal value as an exact fraction digits / 10^scale, trailing zeros removed.
