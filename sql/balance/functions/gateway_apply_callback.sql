@@ -43,6 +43,19 @@ begin
   elsif v_order.status = 'success' then
     perform reconciliation_record_break('callback_contradicts_final', 'order:' || v_order.id, v_order.id,
       v_order.account_id, v_order.transaction_id, v_order.currency, 'success', 'provider reports failed', v_evidence);
+    -- a reversal after payment: recorded once, and announced (withdraw.reversed) in this transaction;
+    -- the order stays success and no money moves until a human decides
+    insert into withdraw_reversals (order_id, transaction_id, inbox_id, failure_code)
+    values (v_order.id, v_order.transaction_id, p_inbox.id, p_inbox.failure_code)
+    on conflict (order_id) do nothing;
+    if found then
+      insert into outbox (topic, transaction_id, payload)
+      values ('withdraw.reversed', v_order.transaction_id, jsonb_build_object(
+        'transactionId', v_order.transaction_id, 'orderId', v_order.id, 'accountId', v_order.account_id,
+        'userId', v_order.user_id, 'toAccountId', v_order.to_account_id,
+        'amountMinor', v_order.amount_minor::text, 'currency', v_order.currency,
+        'status', v_order.status, 'event', 'reversed', 'failureCode', p_inbox.failure_code));
+    end if;
     return 'contradiction';
   end if;
   -- a callback means the provider took the payout: an order still init was accepted first (the

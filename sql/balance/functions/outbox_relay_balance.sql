@@ -24,6 +24,8 @@ begin
   if jsonb_array_length(v_events) > 0 then
     perform graphile_worker.add_job('ledger__post', json_build_object('events', v_events));
   end if;
+  -- outgoing events (webhooks) of the orders whose state changed, fanned out in this transaction
+  perform webhook_enqueue_events(array(select (s.value -> 'payload' ->> 'orderId')::uuid from jsonb_array_elements(v_statuses) s));
   -- wake long-polling clients of the orders whose status changed: one NOTIFY per 150 orders
   -- (payloads are limited to 8000 bytes) instead of one per transition
   perform pg_notify('withdraw_status', chunk.ids)
