@@ -220,7 +220,7 @@ test.serial(
 );
 
 test.serial(
-  'when we receive a signed failed callback for a successful order, then it stays success, nothing moves, and a break is raised (once per order)',
+  'when we receive a signed failed callback for a successful order, then it stays success, nothing moves, a break is raised and withdraw.reversed announced (once per order)',
   async (t) => {
     const { balance, ledger } = system.db.databases;
     system.sim!.setKnobs({ ...NO_FAULTS });
@@ -250,7 +250,11 @@ test.serial(
     await waitForQuiescence(balance, ledger);
     t.is((await ordersById(balance, [order.orderId])).get(order.orderId)?.status, 'success');
     t.deepEqual(await accountMinor(balance, accountId), account);
-    t.deepEqual(await moneySnapshot(), snapshot);
+    // the only row written is the announcement of the reversal (withdraw.reversed), once
+    t.deepEqual(await moneySnapshot(), { ...snapshot, outbox: snapshot.outbox + 1 });
+    const reversed = await balance.anyFirst(sql.type(z.object({ topic: z.string() }))`
+      select topic from outbox where transaction_id = ${order.transactionId} and topic = 'withdraw.reversed'`);
+    t.deepEqual(reversed, ['withdraw.reversed']);
     t.deepEqual(await historyOf(balance, order.orderId), history);
     t.deepEqual(await journalKinds(ledger, order.transactionId), ['hold', 'settle']);
     t.deepEqual(await allInvariants(balance, ledger), []);
