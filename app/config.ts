@@ -79,19 +79,38 @@ const EnvSchema = z
     GATEWAY_RETRY_MAX_MS: milliseconds(10, 3_600_000, 60_000),
 
     INIT_STALE_MS: milliseconds(1_000, 86_400_000, 120_000),
-    PROCESSING_STALE_MS: milliseconds(1_000, 86_400_000, 300_000),
+    // recovery asks the provider about a processing (or manual) order that heard nothing this long
+    // after it entered its status, then again after twice as long, and so on, at most every
+    // PROCESSING_QUERY_INTERVAL_MS (MANUAL_QUERY_INTERVAL_MS for manual orders): a lost callback
+    // is found in seconds, and an order the provider keeps quiet about costs a query a minute
+    PROCESSING_STALE_MS: milliseconds(1_000, 86_400_000, 15_000),
     PROCESSING_QUERY_INTERVAL_MS: milliseconds(100, 86_400_000, 60_000),
+    MANUAL_QUERY_INTERVAL_MS: milliseconds(100, 86_400_000, 600_000),
     PROCESSING_QUERY_ATTEMPTS_MAX: count(1, 1_000, 10),
     // a provider that answers "pending" for this many queries (a day at the default interval) hands
     // the order to a human: every order ends success, failed or manual in bounded time (I8)
     PROCESSING_PENDING_QUERIES_MAX: count(1, 100_000, 1_440),
-    RECOVERY_BATCH_SIZE_MAX: count(1, 10_000, 200),
+    // per recovery run: processing orders and manual orders are asked about in separate bounded
+    // batches, so manual orders can never crowd out processing ones
+    RECOVERY_BATCH_SIZE_MAX: count(1, 10_000, 500),
+    RECOVERY_MANUAL_BATCH_SIZE_MAX: count(1, 10_000, 100),
     RECOVERY_CONCURRENCY: count(1, 256, 16),
-    // the crons run recovery once a minute; a shorter interval makes each worker also enqueue it
-    // on a timer (job keys fold the duplicates of several workers)
-    RECOVERY_INTERVAL_MS: milliseconds(1_000, 3_600_000, 60_000),
+    // the cron runs recovery once a minute; a shorter interval makes each worker also enqueue it on
+    // a timer, under the same job key and queue as the cron's (one run at a time, whoever asks)
+    RECOVERY_INTERVAL_MS: milliseconds(1_000, 3_600_000, 10_000),
+    // reconciliation (reconcile__run every 5 minutes; provider checks in reconcile__provider every
+    // minute): what changed, up to now minus the settle delay, at most RECONCILE_WINDOW_MAX_MS of
+    // changes per run (a run behind catches up window by window), read in pages
     RECONCILE_SETTLE_MS: milliseconds(0, 86_400_000, 60_000),
-    RECONCILE_PROVIDER_CHECKS_MAX: count(0, 1_000_000, 2_000),
+    RECONCILE_WINDOW_MAX_MS: milliseconds(1_000, 7 * 86_400_000, 3_600_000),
+    RECONCILE_PAGE_SIZE: count(10, 100_000, 5_000),
+    // provider checks per reconcile__provider run (every minute), how many at once, how often an
+    // order the provider cannot answer is asked before it is a break, and when a final order is
+    // checked a second time
+    RECONCILE_PROVIDER_CHECKS_MAX: count(0, 1_000_000, 10_000),
+    RECONCILE_PROVIDER_CONCURRENCY: count(1, 256, 32),
+    RECONCILE_PROVIDER_UNKNOWN_MAX: count(1, 100, 5),
+    RECONCILE_RECHECK_AFTER_MS: milliseconds(60_000, 90 * 86_400_000, 86_400_000),
 
     // the operations console (GET /admin/): operators' sessions and dual-control requests
     CONSOLE_SESSION_IDLE_MINUTES: count(1, 24 * 60, 30),
@@ -190,13 +209,22 @@ export type Config = Readonly<{
     initStaleMs: number;
     processingStaleMs: number;
     processingQueryIntervalMs: number;
+    manualQueryIntervalMs: number;
     processingQueryAttemptsMax: number;
     processingPendingQueriesMax: number;
     batchSizeMax: number;
+    manualBatchSizeMax: number;
     concurrency: number;
     intervalMs: number;
-    reconcileSettleMs: number;
-    reconcileProviderChecksMax: number;
+  }>;
+  reconcile: Readonly<{
+    settleMs: number;
+    windowMaxMs: number;
+    pageSize: number;
+    providerChecksMax: number;
+    providerConcurrency: number;
+    providerUnknownMax: number;
+    recheckAfterMs: number;
   }>;
   console: Readonly<{
     sessionIdleMinutes: number;
@@ -326,13 +354,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       initStaleMs: e.INIT_STALE_MS,
       processingStaleMs: e.PROCESSING_STALE_MS,
       processingQueryIntervalMs: e.PROCESSING_QUERY_INTERVAL_MS,
+      manualQueryIntervalMs: e.MANUAL_QUERY_INTERVAL_MS,
       processingQueryAttemptsMax: e.PROCESSING_QUERY_ATTEMPTS_MAX,
       processingPendingQueriesMax: e.PROCESSING_PENDING_QUERIES_MAX,
       batchSizeMax: e.RECOVERY_BATCH_SIZE_MAX,
+      manualBatchSizeMax: e.RECOVERY_MANUAL_BATCH_SIZE_MAX,
       concurrency: e.RECOVERY_CONCURRENCY,
       intervalMs: e.RECOVERY_INTERVAL_MS,
-      reconcileSettleMs: e.RECONCILE_SETTLE_MS,
-      reconcileProviderChecksMax: e.RECONCILE_PROVIDER_CHECKS_MAX,
+    },
+    reconcile: {
+      settleMs: e.RECONCILE_SETTLE_MS,
+      windowMaxMs: e.RECONCILE_WINDOW_MAX_MS,
+      pageSize: e.RECONCILE_PAGE_SIZE,
+      providerChecksMax: e.RECONCILE_PROVIDER_CHECKS_MAX,
+      providerConcurrency: e.RECONCILE_PROVIDER_CONCURRENCY,
+      providerUnknownMax: e.RECONCILE_PROVIDER_UNKNOWN_MAX,
+      recheckAfterMs: e.RECONCILE_RECHECK_AFTER_MS,
     },
     console: {
       sessionIdleMinutes: e.CONSOLE_SESSION_IDLE_MINUTES,

@@ -2,7 +2,8 @@
 // embedded PostgreSQL), migrations, then web, K workers and (unless PSP_BASE_URL is set) the
 // payout provider simulator as child processes sharing one set of secrets. Used by `npm start`,
 // the benchmark and the chaos run. A child that dies is restarted unless told otherwise.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { type Config, environmentHas, processEnvironment } from './config.ts';
@@ -32,8 +33,11 @@ export type LaunchOptions = Readonly<{
   workers?: number;
   /** extra environment for every child (tuning, fault knobs) */
   env?: Record<string, string>;
-  /** 'inherit' shows the children's logs; 'ignore' keeps a benchmark's output clean */
-  stdio?: 'inherit' | 'ignore';
+  /**
+   * 'inherit' shows the children's logs; 'ignore' keeps a benchmark's output clean; a directory
+   * keeps each child's output in `<name>.log` there (appended across restarts)
+   */
+  stdio?: 'inherit' | 'ignore' | Readonly<{ logDir: string }>;
   /** restart children that exit (default true) */
   autoRestart?: boolean;
 }>;
@@ -100,6 +104,12 @@ function childNodeArgs(name: ChildName): string[] {
   return (processEnvironment()[key] ?? '').split(' ').filter(Boolean);
 }
 
+function childStdio(stdio: NonNullable<LaunchOptions['stdio']>, name: ChildName): StdioOptions {
+  if (typeof stdio === 'string') return stdio;
+  const fd = openSync(path.join(stdio.logDir, `${name}.log`), 'a');
+  return ['ignore', fd, fd];
+}
+
 export async function launchSystem(options: LaunchOptions): Promise<LaunchedSystem> {
   const { config, logger } = options;
   const urls = await resolveDatabaseUrls(config, (message) => logger.warn(message));
@@ -143,11 +153,14 @@ export async function launchSystem(options: LaunchOptions): Promise<LaunchedSyst
   let stopping = false;
   const start = (child: SupervisedChild) => {
     if (child.process || stopping) return;
+    const stdio = childStdio(options.stdio ?? 'inherit', child.name);
     const proc = spawn(process.execPath, [...childNodeArgs(child.name), '--import', 'tsx', path.join(projectRoot, child.script)], {
       cwd: projectRoot,
       env: child.env,
-      stdio: options.stdio ?? 'inherit',
+      stdio,
     });
+    // the child holds its own copy of a log file's descriptor
+    if (Array.isArray(stdio) && typeof stdio[1] === 'number') closeSync(stdio[1]);
     child.process = proc;
     const startedAt = Date.now();
     proc.on('exit', (code, signal) => {

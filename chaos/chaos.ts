@@ -1,5 +1,7 @@
-// `npm run chaos -- [--orders N] [--duration S] [--seed X] [--workers K] [--users U] [--json]`
-// Exits non-zero on any violation. The same seed gives the same fault schedule.
+// `npm run chaos -- [--orders N] [--duration S] [--seed X] [--workers K] [--users U] [--keep] [--runs-dir DIR]`
+// Exits non-zero on any violation, printing each with the order it concerns; a failing run keeps its
+// folder (every process's log, the report, a copy of the data directory). The same seed gives the
+// same fault schedule.
 import { parseArgs } from 'node:util';
 import { runChaos } from './chaosRun.ts';
 
@@ -13,6 +15,8 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     json: { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    'runs-dir': { type: 'string' },
   },
 });
 const positive = (name: string, value: string | undefined) => {
@@ -33,8 +37,19 @@ const report = await runChaos({
   concurrency: positive('concurrency', values.concurrency),
   log: (line) => process.stderr.write(`${line}\n`),
   verbose: values.verbose,
+  keep: values.keep,
+  ...(values['runs-dir'] ? { runsDir: values['runs-dir'] } : {}),
 });
+// every violation with the order it concerns, before the whole report
+for (const v of report.violations) {
+  process.stderr.write(`VIOLATION ${v.check} ${v.subject}: ${v.detail}\n`);
+  if (v.order) process.stderr.write(`  order: ${JSON.stringify(v.order)}\n`);
+}
 const text = JSON.stringify(report, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value), 2);
 process.stdout.write(`${text}\n`);
-process.stderr.write(report.passed ? 'chaos: PASSED\n' : `chaos: FAILED with ${report.violations.length} violations\n`);
+process.stderr.write(
+  report.passed
+    ? 'chaos: PASSED\n'
+    : `chaos: FAILED with ${report.violations.length} violations; logs, report and the databases kept in ${report.keptIn}\n`,
+);
 process.exit(report.passed ? 0 : 1);

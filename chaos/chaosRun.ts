@@ -2,8 +2,10 @@
 // K workers, the provider simulator), clients that behave like real ones, and a fault schedule
 // drawn from the seed. Then the faults stop, the system must converge on its own (bounded), and
 // runChecks() holds it to the invariants, money conservation and the provider's truth.
-import { rm } from 'node:fs/promises';
+import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { pino } from 'pino';
 import { sql } from 'slonik';
 import { v4 as uuidv4, v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
@@ -29,8 +31,15 @@ export type ChaosOptions = Readonly<{
   concurrency?: number;
   convergenceTimeoutMs?: number;
   log?: (line: string) => void;
-  /** show the children's logs (warn and above) */
+  /** show the children's logs (warn and above) instead of keeping them in the run's folder */
   verbose?: boolean;
+  /**
+   * where a run keeps its folder (the children's logs, the harness's own log, the report and, when
+   * it fails, a copy of the database's data directory); a run that passes removes its folder
+   */
+  runsDir?: string;
+  /** keep the folder of a run that passed too */
+  keep?: boolean;
 }>;
 
 export type ChaosReport = Readonly<{
@@ -44,6 +53,8 @@ export type ChaosReport = Readonly<{
   totals: Record<string, unknown>;
   violations: Violation[];
   passed: boolean;
+  /** the folder the run was kept in (null: it passed and was removed) */
+  keptIn: string | null;
 }>;
 
 /** Settings that make a short run converge in bounded time; all still go through the real code. */
@@ -67,6 +78,19 @@ const CHAOS_ENV: Record<string, string> = {
   RELAY_POLL_INTERVAL_MS: '300',
   DB_POOL_SIZE_MAX: '12',
   WORKER_CONCURRENCY: '24',
+};
+
+/** every fault knob of the simulator off */
+const QUIET_PROVIDER: Record<string, number> = {
+  latencyMs: 0,
+  rejectRate: 0,
+  errorRate: 0,
+  hangRate: 0,
+  failAfterAcceptRate: 0,
+  duplicateCallbackRate: 0,
+  lateCallbackMs: 0,
+  dropCallbackRate: 0,
+  reverseAfterPaidRate: 0,
 };
 
 const CURRENCY_OF_USER = (index: number) => (index % 10 === 0 ? 'JPY' : index % 5 === 0 ? 'EUR' : 'USD');
@@ -200,6 +224,19 @@ async function inject(ctx: FaultContext, fault: Fault): Promise<void> {
   }
 }
 
+/** The newest orders' references, refreshed every 2 s: what the attacker forges callbacks for. */
+function trackReferences(databases: Databases, references: string[]): NodeJS.Timeout {
+  return setInterval(() => {
+    databases.balance
+      .anyFirst(sql.type(z.object({ transactionId: z.string() }))`
+        select transaction_id as "transactionId" from withdraw_orders order by created_at desc limit 500`)
+      .then((rows) => {
+        references.splice(0, references.length, ...rows);
+      })
+      .catch(() => {});
+  }, 2_000);
+}
+
 async function waitForConvergence(databases: Databases, timeoutMs: number): Promise<number | null> {
   const started = Date.now();
   let quietSince: number | null = null;
@@ -234,6 +271,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const schedule = faultSchedule({ seed: options.seed, durationMs, workers: options.workers });
   const fingerprint = schedule.map((f) => `${f.atMs}:${f.kind}:${f.durationMs}:${f.target.toFixed(3)}`).join('|');
   const dataDir = await temporaryDataDir('withdraw-chaos-');
+  const runDir = path.join(options.runsDir ?? path.join(os.tmpdir(), 'withdraw-chaos-runs'), `seed-${options.seed}-${Date.now()}`);
+  const logDir = path.join(runDir, 'logs');
+  await mkdir(logDir, { recursive: true });
   const config = loadConfig({
     ...processEnvironment(),
     ...CHAOS_ENV,
@@ -246,7 +286,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     LEDGER_DATABASE_URL: '',
     PSP_BASE_URL: '',
   });
-  const logger: Logger = createLogger({ level: 'error', name: 'chaos' }); // postgres restarts log FATALs by design
+  // the harness's own log (child exits and restarts, postgres FATALs: restarts cause them by design)
+  const logger: Logger = createLogger({
+    level: 'warn',
+    name: 'chaos',
+    destination: pino.destination({ dest: path.join(logDir, 'harness.log'), sync: true }),
+  });
   log(
     `chaos: seed ${options.seed}, ${options.orders} orders, ${options.durationSeconds} s of faults, ${options.workers} workers, ${schedule.length} faults scheduled`,
   );
@@ -255,9 +300,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     logger,
     workers: options.workers,
     env: { ...CHAOS_ENV, PSP_SIM_SEED: String(options.seed) },
-    stdio: options.verbose ? 'inherit' : 'ignore',
+    stdio: options.verbose ? 'inherit' : { logDir },
   });
+  log(`chaos: logs in ${logDir}`);
   let databases: Databases | null = null;
+  let report: ChaosReport | null = null;
   const timers = new Set<NodeJS.Timeout>();
   try {
     await system.waitForReady(90_000);
@@ -292,15 +339,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         }
       }
     })();
-    const referenceTimer = setInterval(() => {
-      databases?.balance
-        .anyFirst(sql.type(z.object({ transactionId: z.string() }))`
-        select transaction_id as "transactionId" from withdraw_orders order by created_at desc limit 500`)
-        .then((rows) => {
-          references.splice(0, references.length, ...rows);
-        })
-        .catch(() => {});
-    }, 2_000);
+    const referenceTimer = trackReferences(databases, references);
     const clientRun = runClients({
       baseUrl: () => system.webUrl,
       users,
@@ -319,17 +358,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     // stop the faults: clear pending restarts, reset the provider, bring every process back up
     for (const timer of timers) clearTimeout(timer);
-    await setKnobs({
-      latencyMs: 0,
-      rejectRate: 0,
-      errorRate: 0,
-      hangRate: 0,
-      failAfterAcceptRate: 0,
-      duplicateCallbackRate: 0,
-      lateCallbackMs: 0,
-      dropCallbackRate: 0,
-      reverseAfterPaidRate: 0,
-    });
+    await setKnobs(QUIET_PROVIDER);
     for (const child of system.children) {
       child.autoRestart = true;
       system.start(child.name);
@@ -351,7 +380,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     );
     const { violations, totals } = await runChecks({ databases, pspUrl: system.pspBaseUrl, keys, attacks });
     if (convergenceMs === null) violations.unshift({ check: 'I8', subject: 'system', detail: 'did not converge within the timeout' });
-    return {
+    report = {
       seed: options.seed,
       settings: { orders: options.orders, durationSeconds: options.durationSeconds, workers: options.workers, users: users.length },
       scheduleFingerprint: fingerprint.length > 80 ? `${fingerprint.slice(0, 80)}… (${schedule.length} faults)` : fingerprint,
@@ -362,11 +391,40 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       totals: { ...totals, reconciliationBreaks: reconciliation.findings.length },
       violations,
       passed: violations.length === 0,
+      keptIn: null,
     };
   } finally {
     for (const timer of timers) clearTimeout(timer);
     if (databases) await endDatabases(databases);
     await system.stop().catch(() => {});
+    report = await keepOrRemove({ runDir, dataDir, report, keep: options.keep ?? false, log });
     await rm(path.dirname(dataDir), { recursive: true, force: true }).catch(() => {});
   }
+  if (!report) throw new Error('chaos: the run ended without a report');
+  return report;
+}
+
+const bigintText = (_key: string, value: unknown) => (typeof value === 'bigint' ? value.toString() : value);
+
+/** A failed run (or, with keep, any) keeps what it saw: the logs, the report, and the databases as they ended. */
+async function keepOrRemove(run: {
+  runDir: string;
+  dataDir: string;
+  report: ChaosReport | null;
+  keep: boolean;
+  log: (line: string) => void;
+}): Promise<ChaosReport | null> {
+  if (!run.keep && run.report?.passed) {
+    await rm(run.runDir, { recursive: true, force: true }).catch(() => {});
+    return run.report;
+  }
+  await cp(run.dataDir, path.join(run.runDir, 'pgdata'), { recursive: true }).catch((error: unknown) =>
+    run.log(`chaos: could not copy the data directory: ${String(error)}`),
+  );
+  await writeFile(
+    path.join(run.runDir, 'report.json'),
+    JSON.stringify(run.report ?? { error: 'the run ended early' }, bigintText, 2),
+  ).catch(() => {});
+  run.log(`chaos: kept ${run.runDir} (logs/, pgdata/, report.json)`);
+  return run.report ? { ...run.report, keptIn: run.runDir } : null;
 }

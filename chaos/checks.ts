@@ -7,7 +7,48 @@ import type { Databases } from '../app/db/pools.ts';
 import { allInvariants } from '../reconcile/invariants.ts';
 import type { KeyRecord } from './clients.ts';
 
-export type Violation = Readonly<{ check: string; subject: string; detail: string }>;
+export type Violation = Readonly<{
+  check: string;
+  subject: string;
+  detail: string;
+  /** the order the violation concerns, with everything that happened to it */
+  order?: Record<string, unknown> | null;
+}>;
+
+const OrderContextRow = z.object({ order: z.record(z.unknown()) });
+
+/** The order behind a violation's subject (order:<id>, reference:<transaction id>, key:<idempotency key>), with its evidence. */
+async function orderContext(balance: DatabasePool, subject: string): Promise<Record<string, unknown> | null> {
+  const [kind, id] = subject.split(':', 2) as [string, string | undefined];
+  if (!id || !/^[0-9a-f-]{36}$/i.test(id)) return null;
+  const where =
+    kind === 'order'
+      ? sql.fragment`o.id = ${id}::uuid`
+      : kind === 'reference'
+        ? sql.fragment`o.transaction_id = ${id}::uuid`
+        : kind === 'key'
+          ? sql.fragment`o.id in (select k.order_id from idempotency_keys k where k.idempotency_key = ${id}::uuid)`
+          : null;
+  if (!where) return null;
+  const row = await balance.maybeOne(sql.type(OrderContextRow)`
+    select jsonb_build_object(
+      'orderId', o.id, 'transactionId', o.transaction_id, 'status', o.status, 'amountMinor', o.amount_minor::text,
+      'currency', o.currency, 'userId', o.user_id, 'createdAt', o.created_at, 'updatedAt', o.updated_at,
+      'history', (select jsonb_agg(jsonb_build_object('to', h.to_status, 'actor', h.actor, 'actorId', h.actor_id,
+                    'reason', h.reason, 'at', h.created_at) order by h.id) from withdraw_status_history h where h.order_id = o.id),
+      'submitAttempts', (select jsonb_agg(jsonb_build_object('result', a.result, 'httpStatus', a.http_status, 'at', a.created_at)
+                    order by a.id) from gateway_submit_attempts a where a.transaction_id = o.transaction_id),
+      'statusQueries', (select jsonb_agg(jsonb_build_object('result', q.result, 'at', q.created_at) order by q.id)
+                    from gateway_status_queries q where q.transaction_id = o.transaction_id),
+      'callbacks', (select jsonb_agg(jsonb_build_object('eventId', i.event_id, 'status', i.status, 'outcome', i.outcome,
+                    'receivedAt', i.received_at, 'processedAt', i.processed_at) order by i.id)
+                    from gateway_inbox i where i.reference = o.transaction_id::text),
+      'breaks', (select jsonb_agg(jsonb_build_object('category', b.category, 'resolvedAt', b.resolved_at, 'actual', b.actual))
+                    from reconciliation_breaks b where b.order_id = o.id)
+    ) as "order"
+      from withdraw_orders o where ${where} limit 1`);
+  return row?.order ?? null;
+}
 
 type ProviderStats = { executed: Record<string, number>; reversed: string[] };
 
@@ -167,8 +208,9 @@ export async function runChecks(deps: {
       add('attack', attack.kind, `expected HTTP ${attack.expectedStatus}, got ${attack.gotStatus}`);
   }
 
+  const explained = await Promise.all(violations.map(async (v) => ({ ...v, order: await orderContext(balance, v.subject) })));
   return {
-    violations,
+    violations: explained,
     totals: {
       orders: orders.length,
       byStatus,

@@ -2,16 +2,25 @@
 // tick across all worker processes; `jobKey` folds a backlog of the same cron into one job.
 import { parseCrontab } from 'graphile-worker';
 
+/**
+ * Recovery, whoever schedules it (the cron below, each worker's timer): one task, one job key (a
+ * queued run folds the next), one queue (graphile-worker runs one job of a queue at a time), and
+ * the run itself holds an advisory lock (reconcile/recovery.ts, runRecovery).
+ */
+export const RECOVERY_JOB = { task: 'recovery__run', jobKey: 'recovery', queueName: 'recovery' } as const;
+
 export const CRONTAB = [
   // relay whatever a lost NOTIFY left behind (each process also polls between ticks)
   '* * * * * outbox__sweep ?id=outbox_sweep&max=1&jobKey=cron_outbox_sweep',
   // free the jobs of workers that stopped beating (graphile-worker alone would wait 4 hours)
   '* * * * * worker__watchdog ?id=worker_watchdog&max=1&jobKey=cron_worker_watchdog',
-  // resume init orders that stalled; ask the provider about processing orders without a callback
-  '* * * * * recovery__stale_init ?id=recovery_stale_init&max=1&jobKey=cron_recovery_stale_init',
-  '* * * * * recovery__stale_processing ?id=recovery_stale_processing&max=1&jobKey=cron_recovery_stale_processing',
-  // three-way reconciliation of what changed since the previous run
-  '*/5 * * * * reconcile__run ?id=reconcile_run&max=1&jobKey=cron_reconcile_run',
+  // resume init orders that stalled; ask the provider about processing and manual orders whose
+  // query is due; the worker's timer enqueues the same job more often (RECOVERY_INTERVAL_MS)
+  `* * * * * ${RECOVERY_JOB.task} ?id=recovery_run&max=1&jobKey=${RECOVERY_JOB.jobKey}&queue=${RECOVERY_JOB.queueName}`,
+  // three-way reconciliation of what changed since the previous run, and the provider's word on
+  // final orders (RECONCILE_PROVIDER_CHECKS_MAX a minute): one queue, never two runs at once
+  '*/5 * * * * reconcile__run ?id=reconcile_run&max=1&jobKey=cron_reconcile_run&queue=reconcile',
+  '* * * * * reconcile__provider ?id=reconcile_provider&max=1&jobKey=cron_reconcile_provider&queue=reconcile',
   // the provider's settlement statement of yesterday (UTC), imported and matched once the day is over
   '20 1 * * * settlement__import_yesterday ?id=settlement_import_yesterday&max=1&jobKey=cron_settlement_import_yesterday',
   // delete what is past its retention (idempotency keys, relayed rows of both outboxes, applied

@@ -9,7 +9,8 @@ import { LedgerPostPayload, postLedgerEvents } from '../app/ledger/ledgerPosting
 import type { Logger } from '../app/logger.ts';
 import type { Drainer } from '../app/outbox/drainer.ts';
 import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
-import { queryStaleProcessing, resumeStaleInit } from '../reconcile/recovery.ts';
+import { runRecovery } from '../reconcile/recovery.ts';
+import { runProviderChecks } from '../reconcile/providerChecks.ts';
 import { runReconciliation } from '../reconcile/reconcileRun.ts';
 import { runLedgerCheckpoints } from '../reconcile/ledgerCheckpoints.ts';
 import { dayBefore, importFromProvider } from '../reconcile/settlementImport.ts';
@@ -111,16 +112,17 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     if (Object.values(run).some((n) => n > 0)) deps.logger.info(run, 'pruned');
   };
 
-  const recoveryStaleInit: Task = async () => {
-    await resumeStaleInit({ databases, config, logger: deps.logger });
-  };
-
-  const recoveryStaleProcessing: Task = async () => {
-    await queryStaleProcessing({ databases, config, psp: deps.psp, logger: deps.logger, onApplied: () => drainers.gatewayInbox.wake() });
+  const recovery: Task = async () => {
+    const run = await runRecovery({ databases, config, psp: deps.psp, logger: deps.logger, onApplied: () => drainers.gatewayInbox.wake() });
+    if (run.kind === 'busy') deps.logger.debug('recovery: another run holds the lock');
   };
 
   const reconcileRun: Task = async () => {
     await runReconciliation({ databases, psp: deps.psp, config, logger: deps.logger, mode: 'incremental' });
+  };
+
+  const reconcileProvider: Task = async () => {
+    await runProviderChecks({ databases, psp: deps.psp, config, logger: deps.logger });
   };
 
   const ledgerCheckpoint: Task = async () => {
@@ -157,10 +159,13 @@ export function buildTaskList(deps: TaskDeps): TaskList {
 
   const tasks: TaskList = {
     ledger__post: ledgerPost,
-    recovery__stale_init: recoveryStaleInit,
-    recovery__stale_processing: recoveryStaleProcessing,
+    recovery__run: recovery,
+    // the names before one job did all of recovery: jobs queued by an older build still run
+    recovery__stale_init: recovery,
+    recovery__stale_processing: recovery,
     reconcile__run: reconcileRun,
     settlement__import_yesterday: settlementImportYesterday,
+    reconcile__provider: reconcileProvider,
     maintenance__prune: prune,
     idempotency__prune: prune,
     gateway__submit: gatewaySubmit,

@@ -13,9 +13,14 @@ import type { Logger } from '../app/logger.ts';
 import { createDrainer } from '../app/outbox/drainer.ts';
 import { listenForNotifications } from '../app/outbox/notificationListener.ts';
 import { balanceOutboxRelay, ledgerOutboxRelay } from '../app/outbox/relays.ts';
-import { parsedCronItems } from './crontab.ts';
+import { parsedCronItems, RECOVERY_JOB } from './crontab.ts';
 import { buildTaskList, unlockOverdueJobs, unlockStaleWorkers, type Drainers } from './tasks.ts';
 import { z } from 'zod';
+
+/** How the worker's timer enqueues recovery: the cron's job key and queue (jobs/crontab.ts). */
+export function recoveryJobSpec() {
+  return { jobKey: RECOVERY_JOB.jobKey, jobKeyMode: 'preserve_run_at', queueName: RECOVERY_JOB.queueName, maxAttempts: 1 } as const;
+}
 
 export type WorkerProcess = Readonly<{
   drainers: Drainers;
@@ -183,15 +188,14 @@ export async function startWorkerProcess(deps: {
 
   // NOTIFY is best effort; a poll bounds how long a lost notification can delay anything
   const pollTimer = setInterval(wakeAll, settings.relayPollIntervalMs);
-  // recovery more often than the once-a-minute cron, when configured so
+  // recovery more often than the once-a-minute cron, when configured so: the same job as the
+  // cron's (one key, one queue), so a run already queued or running is never doubled
   const recoveryTimer =
     config.recovery.intervalMs < 60_000
       ? setInterval(() => {
-          for (const task of ['recovery__stale_init', 'recovery__stale_processing']) {
-            runner
-              .addJob(task, {}, { jobKey: `timer_${task}`, jobKeyMode: 'preserve_run_at', maxAttempts: 1 })
-              .catch((error: unknown) => logger.warn({ err: error, task }, 'could not enqueue recovery'));
-          }
+          runner
+            .addJob(RECOVERY_JOB.task, {}, recoveryJobSpec())
+            .catch((error: unknown) => logger.warn({ err: error, task: RECOVERY_JOB.task }, 'could not enqueue recovery'));
         }, config.recovery.intervalMs)
       : null;
   wakeAll();

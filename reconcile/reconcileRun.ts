@@ -1,42 +1,42 @@
-// Three-way reconciliation: Balance DB × Ledger DB × orders × provider. A run checks what changed
-// since the previous run (or everything with mode 'full'), up to now minus RECONCILE_SETTLE_MS so
-// that events still travelling through the outboxes are not mistaken for breaks. Findings are
-// upserted into reconciliation_breaks (first/last seen, count); breaks of the categories a run
-// owns that it no longer observes on the subjects it checked are resolved. A run records itself.
-import { sql, type DatabasePool } from 'slonik';
+// Three-way reconciliation: Balance DB × Ledger DB × orders (× the provider with --full; the
+// recurring provider checks are reconcile/providerChecks.ts). An incremental run (reconcile__run,
+// every 5 minutes) checks what changed since the previous successful run, up to now minus
+// RECONCILE_SETTLE_MS (events still travelling through the outboxes are not breaks; the delay also
+// outlasts any transaction, so a change dated before it has committed), at most
+// RECONCILE_WINDOW_MAX_MS of changes per run (a run behind catches up window by window, and a
+// failed run is retried on a bounded window, never a growing one). What changed is read through
+// indexes, in pages of RECONCILE_PAGE_SIZE: orders by updated_at, deposits by created_at, and the
+// accounts they touch (an account's money only moves with one of them); each page is checked and
+// recorded before the next is read, so memory stays flat. Statements run under
+// MAINTENANCE_STATEMENT_TIMEOUT_MS. Nothing sums an account's history except `--full`, which checks
+// every account (I3 included: balance = credits − success), order, deposit and ledger account.
+// Findings are upserted into reconciliation_breaks; open breaks of the categories a run owns are
+// resolved on the subjects it checked and found clean, never on subjects it skipped.
+// The checks may read streaming replicas (`reads`: BALANCE_/LEDGER_REPORTS_DATABASE_URL), once they
+// have replayed what the primaries had committed when the window was chosen; runs and breaks are
+// always written to the primaries, and "has it moved since" is asked of the primary.
+import { sql, type DatabasePool, type DatabaseTransactionConnection } from 'slonik';
 import { z } from 'zod';
-import { OPEN_STATUSES } from '../app/withdraw/withdrawStateMachine.ts';
 import type { Config } from '../app/config.ts';
 import type { Databases } from '../app/db/pools.ts';
 import { primaryPosition, waitForReplay } from '../app/db/replicas.ts';
 import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
 import type { Logger } from '../app/logger.ts';
+import { OPEN_STATUSES } from '../app/withdraw/withdrawStateMachine.ts';
+import { recordFindings, type Finding, type RunCategory } from './breakQueries.ts';
+import { checkAllWithProvider, providerChecked as providerCheckedSubjects } from './providerChecks.ts';
+import {
+  depositFindings,
+  journalFindings,
+  ledgerFindings,
+  ledgerJournals,
+  walletFindings,
+  type CreditFacts,
+  type OrderFacts,
+  type Window,
+} from './reconcileLedger.ts';
 
-export const RUN_CATEGORIES = [
-  'account_balance_split', // I1
-  'account_reserved_mismatch', // I2
-  'account_balance_mismatch', // I3
-  'journal_unbalanced', // I4
-  'ledger_account_projection', // I4: running balance vs its entries
-  'wallet_mismatch', // I5: ledger wallet vs available, for accounts at rest
-  'ledger_journals_mismatch', // I5: an order's journals vs its status
-  'ledger_deposit_missing', // I5: a credit without its deposit journal
-  'provider_not_paid', // we say success, the provider does not say paid
-  'provider_paid_not_recorded', // the provider says paid, we say failed
-] as const;
-export type RunCategory = (typeof RUN_CATEGORIES)[number];
-
-export type Finding = Readonly<{
-  category: RunCategory;
-  subject: string;
-  orderId?: string | null;
-  accountId?: string | null;
-  transactionId?: string | null;
-  currency?: string | null;
-  expected: string;
-  actual: string;
-  details?: Record<string, unknown>;
-}>;
+export { RUN_CATEGORIES, type Finding, type RunCategory } from './breakQueries.ts';
 
 export type RunSummary = Readonly<{
   runId: string;
@@ -50,9 +50,6 @@ export type RunSummary = Readonly<{
   breaksResolved: number;
 }>;
 
-const WINDOW_OVERLAP_MS = 5 * 60_000;
-const PROVIDER_CHECK_CONCURRENCY = 16;
-
 const AccountRow = z.object({
   accountId: z.string(),
   currency: z.string(),
@@ -60,11 +57,13 @@ const AccountRow = z.object({
   balanceMinor: z.bigint(),
   availableMinor: z.bigint(),
   reservedMinor: z.bigint(),
-  openOrdersMinor: z.bigint(),
   heldMinor: z.bigint(),
-  creditsMinor: z.bigint(),
-  successMinor: z.bigint(),
+  /** --full only: sums over the account's whole history */
+  openOrdersMinor: z.bigint().nullable(),
+  creditsMinor: z.bigint().nullable(),
+  successMinor: z.bigint().nullable(),
 });
+type AccountRow = z.infer<typeof AccountRow>;
 const OrderRow = z.object({
   orderId: z.string(),
   transactionId: z.string(),
@@ -73,54 +72,88 @@ const OrderRow = z.object({
   amountMinor: z.bigint(),
   status: z.string(),
   updatedAt: z.number(),
+  atText: z.string(),
+  reservation: z.string().nullable(),
 });
-const CreditRow = z.object({ transactionId: z.string(), accountId: z.string(), amountMinor: z.bigint(), currency: z.string() });
-const JournalRow = z.object({ transactionId: z.string(), kind: z.string(), walletAmountMinor: z.bigint().nullable() });
-const WalletRow = z.object({ externalId: z.string(), balanceMinor: z.bigint() });
+type OrderRow = z.infer<typeof OrderRow>;
+const CreditRow = z.object({
+  transactionId: z.string(),
+  accountId: z.string(),
+  amountMinor: z.bigint(),
+  currency: z.string(),
+  atText: z.string(),
+});
+type CreditRow = z.infer<typeof CreditRow>;
 
-type Window = { from: Date | null; until: Date };
-
-async function chooseWindow(balance: DatabasePool, mode: 'incremental' | 'full', settleMs: number, now: Date): Promise<Window> {
-  const until = new Date(now.getTime() - settleMs);
-  if (mode === 'full') return { from: null, until };
+async function chooseWindow(balance: DatabasePool, mode: 'incremental' | 'full', r: Config['reconcile'], now: Date): Promise<Window> {
+  const latest = new Date(now.getTime() - r.settleMs);
+  if (mode === 'full') return { from: null, until: latest };
   const previous = await balance.maybeOneFirst(sql.type(z.object({ checkedUntil: z.number() }))`
     select checked_until as "checkedUntil" from reconciliation_runs
      where finished_at is not null and error is null order by finished_at desc limit 1`);
-  return { from: previous === null ? null : new Date(previous - WINDOW_OVERLAP_MS), until };
+  // the first run ever looks back one window; --full covers all of history
+  const from = new Date(previous ?? latest.getTime() - r.windowMaxMs);
+  const until = new Date(Math.min(latest.getTime(), from.getTime() + r.windowMaxMs));
+  return { from: until < from ? until : from, until };
 }
 
-const inWindow = (column: string, window: Window) =>
-  window.from === null
-    ? sql.fragment`${sql.identifier([column])} <= ${window.until.toISOString()}::timestamptz`
-    : sql.fragment`${sql.identifier([column])} > ${window.from.toISOString()}::timestamptz and ${sql.identifier([column])} <= ${window.until.toISOString()}::timestamptz`;
+const at = (d: Date) => d.toISOString();
 
-/** I1–I3 and the snapshot the cross-database checks use, from one consistent Balance DB snapshot. */
-async function balanceSide(balance: DatabasePool, window: Window) {
-  return balance.transaction(async (tx) => {
+/** One short REPEATABLE READ, READ ONLY transaction under the maintenance statement timeout. */
+async function snapshot<T>(pool: DatabasePool, timeoutMs: number, read: (tx: DatabaseTransactionConnection) => Promise<T>): Promise<T> {
+  return pool.transaction(async (tx) => {
     await tx.query(sql.unsafe`set transaction isolation level repeatable read, read only`);
-    const accounts = await tx.any(sql.type(AccountRow)`
-      select a.id as "accountId", a.currency, a.updated_at as "updatedAt", a.balance_minor as "balanceMinor",
-             a.available_minor as "availableMinor", a.reserved_minor as "reservedMinor",
-             coalesce((select sum(o.amount_minor) from withdraw_orders o
-                        where o.account_id = a.id and o.status = any(${sql.array([...OPEN_STATUSES], 'text')})), 0)::bigint as "openOrdersMinor",
-             coalesce((select sum(r.amount_minor) from reservations r where r.account_id = a.id and r.status = 'held'), 0)::bigint as "heldMinor",
-             coalesce((select sum(c.amount_minor) from credits c where c.account_id = a.id), 0)::bigint as "creditsMinor",
-             coalesce((select sum(o.amount_minor) from withdraw_orders o
-                        where o.account_id = a.id and o.status = 'success'), 0)::bigint as "successMinor"
-        from accounts a
-       where ${window.from === null ? sql.fragment`true` : sql.fragment`a.updated_at > ${window.from.toISOString()}::timestamptz`}`);
-    const orders = await tx.any(sql.type(OrderRow)`
-      select o.id as "orderId", o.transaction_id as "transactionId", o.account_id as "accountId", o.currency,
-             o.amount_minor as "amountMinor", o.status, o.updated_at as "updatedAt"
-        from withdraw_orders o where ${inWindow('updated_at', window)}`);
-    const credits = await tx.any(sql.type(CreditRow)`
-      select c.transaction_id as "transactionId", c.account_id as "accountId", c.amount_minor as "amountMinor", c.currency
-        from credits c where ${inWindow('created_at', window)}`);
-    return { accounts, orders, credits };
+    await tx.query(sql.unsafe`select set_config('statement_timeout', ${String(timeoutMs)}, true)`);
+    return read(tx);
   });
 }
 
-function balanceFindings(accounts: readonly z.infer<typeof AccountRow>[]): Finding[] {
+const keysetAfter = (column: string, idColumn: string, after: { at: string; id: string } | null) =>
+  after === null
+    ? sql.fragment`true`
+    : sql.fragment`(${sql.identifier(['x', column])}, ${sql.identifier(['x', idColumn])}) > (${after.at}::timestamptz, ${after.id}::uuid)`;
+
+async function orderPage(tx: DatabaseTransactionConnection, window: Window, after: { at: string; id: string } | null, limit: number) {
+  return tx.any(sql.type(OrderRow)`
+    select x.id as "orderId", x.transaction_id as "transactionId", x.account_id as "accountId", x.currency,
+           x.amount_minor as "amountMinor", x.status, x.updated_at as "updatedAt",
+           to_char(x.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "atText",
+           (select r.status from reservations r where r.transaction_id = x.transaction_id) as reservation
+      from withdraw_orders x
+     where x.updated_at <= ${at(window.until)}::timestamptz
+       and ${window.from === null ? sql.fragment`true` : sql.fragment`x.updated_at > ${at(window.from)}::timestamptz`}
+       and ${keysetAfter('updated_at', 'id', after)}
+     order by x.updated_at, x.id limit ${limit}`);
+}
+
+async function creditPage(tx: DatabaseTransactionConnection, window: Window, after: { at: string; id: string } | null, limit: number) {
+  return tx.any(sql.type(CreditRow)`
+    select x.transaction_id as "transactionId", x.account_id as "accountId", x.amount_minor as "amountMinor", x.currency,
+           to_char(x.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "atText"
+      from credits x
+     where x.created_at <= ${at(window.until)}::timestamptz
+       and ${window.from === null ? sql.fragment`true` : sql.fragment`x.created_at > ${at(window.from)}::timestamptz`}
+       and ${keysetAfter('created_at', 'transaction_id', after)}
+     order by x.created_at, x.transaction_id limit ${limit}`);
+}
+
+function accountColumns(full: boolean) {
+  const open = sql.array([...OPEN_STATUSES], 'text');
+  return sql.fragment`
+    a.id as "accountId", a.currency, a.updated_at as "updatedAt", a.balance_minor as "balanceMinor",
+    a.available_minor as "availableMinor", a.reserved_minor as "reservedMinor",
+    coalesce((select sum(r.amount_minor) from reservations r where r.account_id = a.id and r.status = 'held'), 0)::bigint as "heldMinor",
+    ${
+      full
+        ? sql.fragment`
+    coalesce((select sum(o.amount_minor) from withdraw_orders o where o.account_id = a.id and o.status = any(${open})), 0)::bigint as "openOrdersMinor",
+    coalesce((select sum(c.amount_minor) from credits c where c.account_id = a.id), 0)::bigint as "creditsMinor",
+    coalesce((select sum(o.amount_minor) from withdraw_orders o where o.account_id = a.id and o.status = 'success'), 0)::bigint as "successMinor"`
+        : sql.fragment`null::bigint as "openOrdersMinor", null::bigint as "creditsMinor", null::bigint as "successMinor"`
+    }`;
+}
+
+function balanceFindings(accounts: readonly AccountRow[]): Finding[] {
   const findings: Finding[] = [];
   for (const a of accounts) {
     const base = { subject: `account:${a.accountId}`, accountId: a.accountId, currency: a.currency };
@@ -132,15 +165,16 @@ function balanceFindings(accounts: readonly z.infer<typeof AccountRow>[]): Findi
         actual: `balance ${a.balanceMinor}, available ${a.availableMinor}, reserved ${a.reservedMinor}`,
       });
     }
-    if (a.reservedMinor !== a.openOrdersMinor || a.reservedMinor !== a.heldMinor) {
+    const open = a.openOrdersMinor ?? a.reservedMinor;
+    if (a.reservedMinor !== open || a.reservedMinor !== a.heldMinor) {
       findings.push({
         ...base,
         category: 'account_reserved_mismatch',
         expected: `reserved ${a.reservedMinor}`,
-        actual: `open orders ${a.openOrdersMinor}, held reservations ${a.heldMinor}`,
+        actual: `${a.openOrdersMinor === null ? '' : `open orders ${a.openOrdersMinor}, `}held reservations ${a.heldMinor}`,
       });
     }
-    if (a.balanceMinor !== a.creditsMinor - a.successMinor) {
+    if (a.creditsMinor !== null && a.successMinor !== null && a.balanceMinor !== a.creditsMinor - a.successMinor) {
       findings.push({
         ...base,
         category: 'account_balance_mismatch',
@@ -152,275 +186,185 @@ function balanceFindings(accounts: readonly z.infer<typeof AccountRow>[]): Findi
   return findings;
 }
 
-const EXPECTED_KINDS: Readonly<Record<string, readonly string[]>> = {
-  init: ['hold'],
-  processing: ['hold'],
-  manual: ['hold'],
-  success: ['hold', 'settle'],
-  failed: ['hold', 'reverse'],
+const RESERVATION_OF: Readonly<Record<string, string>> = {
+  init: 'held',
+  processing: 'held',
+  manual: 'held',
+  success: 'captured',
+  failed: 'released',
 };
 
-async function ledgerJournals(ledger: DatabasePool, transactionIds: readonly string[]) {
-  const byTx = new Map<string, Map<string, bigint | null>>();
-  for (let i = 0; i < transactionIds.length; i += 5_000) {
-    const chunk = transactionIds.slice(i, i + 5_000);
-    const rows = await ledger.any(sql.type(JournalRow)`
-      select j.transaction_id as "transactionId", j.kind,
-             (select sum(abs(e.amount_minor)) / 2 from entries e where e.journal_id = j.id)::bigint as "walletAmountMinor"
-        from journal_transactions j where j.transaction_id = any(${sql.array([...chunk], 'uuid')})`);
-    for (const row of rows) {
-      const kinds = byTx.get(row.transactionId) ?? new Map();
-      kinds.set(row.kind, row.walletAmountMinor);
-      byTx.set(row.transactionId, kinds);
-    }
-  }
-  return byTx;
+function reservationFindings(orders: readonly OrderRow[]): Finding[] {
+  return orders
+    .filter((o) => o.reservation !== RESERVATION_OF[o.status])
+    .map((o) => ({
+      category: 'order_reservation_mismatch' as const,
+      subject: `order:${o.orderId}`,
+      orderId: o.orderId,
+      accountId: o.accountId,
+      transactionId: o.transactionId,
+      currency: o.currency,
+      expected: `a ${RESERVATION_OF[o.status]} reservation for a ${o.status} order`,
+      actual: o.reservation === null ? 'no reservation' : `${o.reservation}`,
+    }));
 }
 
-async function crossFindings(databases: Databases, snapshot: Awaited<ReturnType<typeof balanceSide>>, window: Window): Promise<Finding[]> {
-  const findings: Finding[] = [];
-  const settled = snapshot.orders.filter((o) => o.updatedAt <= window.until.getTime());
-  const journals = await ledgerJournals(databases.ledger, [
-    ...settled.map((o) => o.transactionId),
-    ...snapshot.credits.map((c) => c.transactionId),
-  ]);
-  for (const order of settled) {
-    const kinds = journals.get(order.transactionId) ?? new Map<string, bigint | null>();
-    const expected = EXPECTED_KINDS[order.status] ?? [];
-    const actual = [...kinds.keys()].sort();
-    const amountsOk = [...kinds.values()].every((amount) => amount === order.amountMinor);
-    if (expected.join(',') !== actual.join(',') || !amountsOk) {
-      findings.push({
-        category: 'ledger_journals_mismatch',
-        subject: `order:${order.orderId}`,
-        orderId: order.orderId,
-        accountId: order.accountId,
-        transactionId: order.transactionId,
-        currency: order.currency,
-        expected: `${expected.join('+')} of ${order.amountMinor} for a ${order.status} order`,
-        actual: actual.length === 0 ? 'no journals' : actual.map((k) => `${k} ${kinds.get(k)}`).join(', '),
-      });
-    }
-  }
-  for (const credit of snapshot.credits) {
-    const deposit = journals.get(credit.transactionId)?.get('deposit');
-    if (deposit !== credit.amountMinor) {
-      findings.push({
-        category: 'ledger_deposit_missing',
-        subject: `credit:${credit.transactionId}`,
-        accountId: credit.accountId,
-        transactionId: credit.transactionId,
-        currency: credit.currency,
-        expected: `deposit of ${credit.amountMinor}`,
-        actual: deposit === undefined ? 'no deposit journal' : `deposit of ${deposit}`,
-      });
-    }
-  }
-  const atRest = snapshot.accounts.filter((a) => a.updatedAt <= window.until.getTime());
-  for (let i = 0; i < atRest.length; i += 5_000) {
-    const chunk = atRest.slice(i, i + 5_000);
-    const wallets = new Map(
-      (
-        await databases.ledger.any(sql.type(WalletRow)`
-      select external_id as "externalId", balance_minor as "balanceMinor" from ledger_accounts
-       where kind = 'user_wallet' and external_id = any(${sql.array(
-         chunk.map((a) => a.accountId),
-         'uuid',
-       )})`)
-      ).map((w) => [w.externalId, w.balanceMinor]),
-    );
-    for (const a of chunk) {
-      const walletNormal = -(wallets.get(a.accountId) ?? 0n);
-      if (walletNormal !== a.availableMinor) {
-        findings.push({
-          category: 'wallet_mismatch',
-          subject: `account:${a.accountId}`,
-          accountId: a.accountId,
-          currency: a.currency,
-          expected: `ledger wallet = available ${a.availableMinor}`,
-          actual: `ledger wallet ${walletNormal}`,
-        });
-      }
-    }
-  }
-  return findings;
-}
-
-async function ledgerFindings(ledger: DatabasePool, window: Window): Promise<{ findings: Finding[]; checked: string[] }> {
-  const findings: Finding[] = [];
-  const unbalanced = await ledger.any(sql.type(z.object({ journalId: z.bigint(), currency: z.string(), total: z.bigint() }))`
-    select e.journal_id as "journalId", e.currency, sum(e.amount_minor)::bigint as total
-      from entries e join journal_transactions j on j.id = e.journal_id
-     where ${window.from === null ? sql.fragment`true` : sql.fragment`j.created_at > ${window.from.toISOString()}::timestamptz`}
-     group by e.journal_id, e.currency having sum(e.amount_minor) <> 0`);
-  for (const u of unbalanced) {
-    findings.push({
-      category: 'journal_unbalanced',
-      subject: `journal:${u.journalId}`,
-      currency: u.currency,
-      expected: '0',
-      actual: String(u.total),
-    });
-  }
-  const projections = await ledger.any(sql.type(
-    z.object({ code: z.string(), currency: z.string(), balanceMinor: z.bigint(), entriesMinor: z.bigint() }),
-  )`
-    select la.code, la.currency, la.balance_minor as "balanceMinor",
-           coalesce((select sum(e.amount_minor) from entries e where e.ledger_account_id = la.id), 0)::bigint as "entriesMinor"
-      from ledger_accounts la
-     where ${
-       window.from === null
-         ? sql.fragment`true`
-         : sql.fragment`exists (select 1 from entries e where e.ledger_account_id = la.id and e.created_at > ${window.from.toISOString()}::timestamptz)`
-     }`);
-  for (const p of projections) {
-    if (p.balanceMinor !== p.entriesMinor) {
-      findings.push({
-        category: 'ledger_account_projection',
-        subject: `ledger-account:${p.code}`,
-        currency: p.currency,
-        expected: `sum of entries ${p.entriesMinor}`,
-        actual: `balance ${p.balanceMinor}`,
-      });
-    }
-  }
-  return { findings, checked: projections.map((p) => `ledger-account:${p.code}`) };
-}
-
-type ProviderCursor = { at: string; orderId: string } | null;
-
-const FinalOrderRow = OrderRow.extend({ updatedAtText: z.string() });
+type Run = {
+  /** the primaries: runs and breaks are written here, and what moved is asked here */
+  readonly databases: Databases;
+  /** where the checks read (replicas, or the primaries themselves) */
+  readonly reads: Databases;
+  readonly config: Config;
+  readonly window: Window;
+  readonly full: boolean;
+  readonly runId: string;
+  readonly seenAccounts: Set<string>;
+  findings: Finding[];
+  breaksResolved: number;
+  accountsChecked: number;
+  ordersChecked: number;
+};
 
 /**
- * Orders × provider, with a cursor of their own: final orders after the previous run's cursor in
- * (updated_at, id) order, at most `limit` per run. The cursor only moves past orders the provider
- * actually answered for, so an order is never skipped by a busy window or a provider timeout.
+ * The Balance DB was read first, the ledger after it: an account or order that moved in between
+ * looks broken when it is not. Findings on subjects that changed since are dropped, and so is the
+ * subject from what the run checked (its open break stays open); the next run sees it at rest.
  */
-async function providerFindings(
-  balance: DatabasePool,
-  reads: DatabasePool,
-  psp: PspAdapter,
-  until: Date,
-  limit: number,
-  full: boolean,
-): Promise<{ findings: Finding[]; checked: string[]; cursor: ProviderCursor }> {
-  const previous: ProviderCursor = full
-    ? null
-    : await balance.maybeOne(sql.type(z.object({ at: z.string(), orderId: z.string() }))`
-    select to_char(provider_checked_until at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as at,
-           provider_checked_until_order as "orderId"
-      from reconciliation_runs where provider_checked_until is not null and error is null
-     order by id desc limit 1`);
-  const orders = await reads.any(sql.type(FinalOrderRow)`
-    select o.id as "orderId", o.transaction_id as "transactionId", o.account_id as "accountId", o.currency,
-           o.amount_minor as "amountMinor", o.status, o.updated_at as "updatedAt",
-           to_char(o.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "updatedAtText"
-      from withdraw_orders o
-     where o.status in ('success', 'failed') and o.updated_at <= ${until.toISOString()}::timestamptz
-       and ${
-         previous === null
-           ? sql.fragment`true`
-           : sql.fragment`(o.updated_at, o.id) > (${previous.at}::timestamptz, ${previous.orderId}::uuid)`
-       }
-     order by o.updated_at, o.id limit ${limit}`);
-  const findings: Finding[] = [];
-  const answered = new Array<boolean>(orders.length).fill(false);
-  let next = 0;
-  const work = async () => {
-    while (next < orders.length) {
-      const index = next++;
-      const order = orders[index]!;
-      const lookup = await psp.getPayout(order.transactionId);
-      if (lookup.kind === 'unknown') continue; // nothing learned: this order is asked again next run
-      answered[index] = true;
-      const providerStatus = lookup.kind === 'found' ? lookup.status : 'not_found';
-      const base = {
-        subject: `order:${order.orderId}`,
-        orderId: order.orderId,
-        accountId: order.accountId,
-        transactionId: order.transactionId,
-        currency: order.currency,
-        details: { providerStatus },
-      };
-      if (order.status === 'success' && providerStatus !== 'paid') {
-        findings.push({ ...base, category: 'provider_not_paid', expected: 'provider: paid', actual: `provider: ${providerStatus}` });
-      } else if (order.status === 'failed' && providerStatus === 'paid') {
-        findings.push({ ...base, category: 'provider_paid_not_recorded', expected: 'provider: not paid', actual: 'provider: paid' });
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(PROVIDER_CHECK_CONCURRENCY, orders.length) }, work));
-  const firstUnanswered = answered.indexOf(false);
-  const lastAnswered = (firstUnanswered === -1 ? orders.length : firstUnanswered) - 1;
-  const cursor = lastAnswered >= 0 ? { at: orders[lastAnswered]!.updatedAtText, orderId: orders[lastAnswered]!.orderId } : previous;
-  return { findings, checked: orders.filter((_o, i) => answered[i]).map((o) => `order:${o.orderId}`), cursor };
-}
-
-/**
- * The Balance DB snapshot came first and the ledger was read after it: an account or order that
- * moved in between would look broken when it is not. Findings on subjects that changed since the
- * snapshot are dropped; the next run sees them at rest.
- */
-async function withoutMovedSubjects(
+async function movedSince(
   balance: DatabasePool,
   findings: readonly Finding[],
-  snapshot: Awaited<ReturnType<typeof balanceSide>>,
-): Promise<Finding[]> {
+  accounts: Map<string, number>,
+  orders: Map<string, OrderRow>,
+) {
   const accountIds = findings.filter((f) => f.category === 'wallet_mismatch').map((f) => f.accountId!);
   const orderIds = findings.filter((f) => f.category === 'ledger_journals_mismatch').map((f) => f.orderId!);
-  const accountsNow = new Map(
-    (
-      await balance.any(sql.type(z.object({ id: z.string(), updatedAt: z.number() }))`
-    select id, updated_at as "updatedAt" from accounts where id = any(${sql.array(accountIds, 'uuid')})`)
-    ).map((a) => [a.id, a.updatedAt]),
-  );
-  const ordersNow = new Map(
-    (
-      await balance.any(sql.type(z.object({ id: z.string(), status: z.string(), updatedAt: z.number() }))`
-    select id, status, updated_at as "updatedAt" from withdraw_orders where id = any(${sql.array(orderIds, 'uuid')})`)
-    ).map((o) => [o.id, o]),
-  );
-  const accountsThen = new Map(snapshot.accounts.map((a) => [a.accountId, a.updatedAt]));
-  const ordersThen = new Map(snapshot.orders.map((o) => [o.orderId, o]));
-  return findings.filter((f) => {
-    if (f.category === 'wallet_mismatch') return accountsNow.get(f.accountId!) === accountsThen.get(f.accountId!);
-    if (f.category === 'ledger_journals_mismatch') {
-      const now = ordersNow.get(f.orderId!);
-      const then = ordersThen.get(f.orderId!);
-      return now !== undefined && then !== undefined && now.status === then.status && now.updatedAt === then.updatedAt;
-    }
-    return true;
-  });
+  const accountsNow = await balance.any(sql.type(z.object({ id: z.string(), updatedAt: z.number() }))`
+    select id, updated_at as "updatedAt" from accounts where id = any(${sql.array(accountIds, 'uuid')})`);
+  const ordersNow = await balance.any(sql.type(z.object({ id: z.string(), status: z.string(), updatedAt: z.number() }))`
+    select id, status, updated_at as "updatedAt" from withdraw_orders where id = any(${sql.array(orderIds, 'uuid')})`);
+  const moved = new Set<string>();
+  const accountNow = new Map(accountsNow.map((a) => [a.id, a.updatedAt]));
+  for (const id of accountIds) if (accountNow.get(id) !== accounts.get(id)) moved.add(`account:${id}`);
+  const orderNow = new Map(ordersNow.map((o) => [o.id, o]));
+  for (const id of orderIds) {
+    const now = orderNow.get(id);
+    const then = orders.get(id);
+    if (!now || !then || now.status !== then.status || now.updatedAt !== then.updatedAt) moved.add(`order:${id}`);
+  }
+  return moved;
 }
 
-async function recordFindings(
-  balance: DatabasePool,
-  runId: bigint,
-  findings: readonly Finding[],
-  checked: ReadonlyMap<RunCategory, readonly string[]>,
-) {
-  return balance.transaction(async (tx) => {
-    for (const f of findings) {
-      await tx.query(sql.unsafe`
-        select reconciliation_record_break(${f.category}, ${f.subject}, ${f.orderId ?? null}, ${f.accountId ?? null},
-          ${f.transactionId ?? null}, ${f.currency ?? null}, ${f.expected}, ${f.actual},
-          ${sql.jsonb({ ...(f.details ?? {}), runId: runId.toString() } as Parameters<typeof sql.jsonb>[0])})`);
-    }
-    let resolved = 0;
-    for (const [category, subjects] of checked) {
-      const stillBroken = findings.filter((f) => f.category === category).map((f) => f.subject);
-      for (let i = 0; i < subjects.length; i += 5_000) {
-        const chunk = subjects.slice(i, i + 5_000);
-        const rows = await tx.any(sql.type(z.object({ id: z.bigint() }))`
-          update reconciliation_breaks set resolved_at = now(), resolution = ${`cleared: not observed by reconciliation run ${runId}`}
-           where resolved_at is null and category = ${category}
-             and subject = any(${sql.array([...chunk], 'text')}) and not (subject = any(${sql.array(stillBroken, 'text')}))
-          returning id`);
-        resolved += rows.length;
-      }
-    }
-    return resolved;
-  });
+/** Checks one page of accounts, orders and deposits across both databases, and records it. */
+async function checkPage(run: Run, page: { accounts: readonly AccountRow[]; orders: readonly OrderRow[]; credits: readonly CreditRow[] }) {
+  const { databases, reads, window } = run;
+  const journals = await ledgerJournals(reads.ledger, [
+    ...page.orders.map((o) => o.transactionId),
+    ...page.credits.map((c) => c.transactionId),
+  ]);
+  const atRest = page.accounts.filter((a) => a.updatedAt <= window.until.getTime());
+  const cross = [
+    ...journalFindings(page.orders as readonly OrderFacts[], journals),
+    ...depositFindings(page.credits as readonly CreditFacts[], journals),
+    ...(await walletFindings(reads.ledger, atRest)),
+  ];
+  const moved = await movedSince(
+    databases.balance,
+    cross,
+    new Map(page.accounts.map((a) => [a.accountId, a.updatedAt])),
+    new Map(page.orders.map((o) => [o.orderId, o])),
+  );
+  const findings = [...balanceFindings(page.accounts), ...reservationFindings(page.orders), ...cross.filter((f) => !moved.has(f.subject))];
+  const accountSubjects = page.accounts.map((a) => `account:${a.accountId}`);
+  const orderSubjects = page.orders.map((o) => `order:${o.orderId}`);
+  const checked = new Map<RunCategory, readonly string[]>([
+    ['account_balance_split', accountSubjects],
+    ['account_reserved_mismatch', accountSubjects],
+    ['order_reservation_mismatch', orderSubjects],
+    ['wallet_mismatch', atRest.map((a) => `account:${a.accountId}`).filter((s) => !moved.has(s))],
+    ['ledger_journals_mismatch', orderSubjects.filter((s) => !moved.has(s))],
+    ['ledger_deposit_missing', page.credits.map((c) => `credit:${c.transactionId}`)],
+  ]);
+  // I3 is a sum over the account's history: only --full looks at it, so only --full clears it
+  if (run.full) checked.set('account_balance_mismatch', accountSubjects);
+  run.breaksResolved += await recordFindings(databases.balance, run.runId, findings, checked);
+  run.findings.push(...findings);
+  run.accountsChecked += page.accounts.length;
+  run.ordersChecked += page.orders.length;
+}
+
+/** Accounts of these ids not checked yet in this run. */
+async function newAccounts(run: Run, tx: DatabaseTransactionConnection, ids: readonly string[]): Promise<AccountRow[]> {
+  const fresh = [...new Set(ids)].filter((id) => !run.seenAccounts.has(id));
+  for (const id of fresh) run.seenAccounts.add(id);
+  if (fresh.length === 0) return [];
+  return [
+    ...(await tx.any(sql.type(AccountRow)`
+    select ${accountColumns(run.full)} from accounts a where a.id = any(${sql.array(fresh, 'uuid')})`)),
+  ];
+}
+
+async function walkOrders(run: Run): Promise<void> {
+  const { pageSize } = run.config.reconcile;
+  const timeoutMs = run.config.maintenance.statementTimeoutMs;
+  let after: { at: string; id: string } | null = null;
+  for (;;) {
+    const current = after;
+    const page = await snapshot(run.reads.balance, timeoutMs, async (tx) => {
+      const orders = await orderPage(tx, run.window, current, pageSize);
+      const accounts = run.full
+        ? []
+        : await newAccounts(
+            run,
+            tx,
+            orders.map((o) => o.accountId),
+          );
+      return { orders, accounts, credits: [] };
+    });
+    if (page.orders.length > 0) await checkPage(run, page);
+    if (page.orders.length < pageSize) return;
+    const last: OrderRow = page.orders[page.orders.length - 1]!;
+    after = { at: last.atText, id: last.orderId };
+  }
+}
+
+async function walkCredits(run: Run): Promise<void> {
+  const { pageSize } = run.config.reconcile;
+  const timeoutMs = run.config.maintenance.statementTimeoutMs;
+  let after: { at: string; id: string } | null = null;
+  for (;;) {
+    const current = after;
+    const page = await snapshot(run.reads.balance, timeoutMs, async (tx) => {
+      const credits = await creditPage(tx, run.window, current, pageSize);
+      const accounts = run.full
+        ? []
+        : await newAccounts(
+            run,
+            tx,
+            credits.map((c) => c.accountId),
+          );
+      return { orders: [], accounts, credits };
+    });
+    if (page.credits.length > 0 || page.accounts.length > 0) await checkPage(run, page);
+    if (page.credits.length < pageSize) return;
+    const last: CreditRow = page.credits[page.credits.length - 1]!;
+    after = { at: last.atText, id: last.transactionId };
+  }
+}
+
+/** --full: every account, by id. */
+async function walkAllAccounts(run: Run): Promise<void> {
+  const { pageSize } = run.config.reconcile;
+  let afterId = '00000000-0000-0000-0000-000000000000';
+  for (;;) {
+    const current = afterId;
+    const accounts = await snapshot(run.reads.balance, run.config.maintenance.statementTimeoutMs, (tx) =>
+      tx.any(sql.type(AccountRow)`
+        select ${accountColumns(true)} from accounts a where a.id > ${current}::uuid order by a.id limit ${pageSize}`),
+    );
+    if (accounts.length > 0) await checkPage(run, { accounts, orders: [], credits: [] });
+    if (accounts.length < pageSize) return;
+    afterId = accounts[accounts.length - 1]!.accountId;
+  }
 }
 
 /**
@@ -447,60 +391,67 @@ export async function runReconciliation(deps: {
 }): Promise<RunSummary> {
   const { balance } = deps.databases;
   const reads = deps.reads ?? deps.databases;
-  const window = await chooseWindow(balance, deps.mode, deps.config.recovery.reconcileSettleMs, deps.now ?? new Date());
+  const now = deps.now ?? new Date();
+  const window = await chooseWindow(balance, deps.mode, deps.config.reconcile, now);
   const runId = await balance.oneFirst(sql.type(z.object({ id: z.bigint() }))`
     insert into reconciliation_runs (mode, checked_until, checked_from)
-    values (${deps.mode}, ${window.until.toISOString()}, ${window.from?.toISOString() ?? null}) returning id`);
+    values (${deps.mode}, ${at(window.until)}, ${window.from ? at(window.from) : null}) returning id`);
+  const run: Run = {
+    databases: deps.databases,
+    reads,
+    config: deps.config,
+    window,
+    full: deps.mode === 'full',
+    runId: runId.toString(),
+    seenAccounts: new Set(),
+    findings: [],
+    breaksResolved: 0,
+    accountsChecked: 0,
+    ordersChecked: 0,
+  };
   try {
     await awaitConsistentPoint(deps.databases, reads, deps.config.database.replicaWaitMs);
-    const snapshot = await balanceSide(reads.balance, window);
-    const ledgerSide = await ledgerFindings(reads.ledger, window);
-    const cross = await withoutMovedSubjects(balance, await crossFindings(reads, snapshot, window), snapshot);
-    const provider = deps.psp
-      ? await providerFindings(
-          balance,
-          reads.balance,
-          deps.psp,
-          window.until,
-          deps.config.recovery.reconcileProviderChecksMax,
-          deps.mode === 'full',
-        )
-      : { findings: [], checked: [], cursor: null };
-    const findings = [...balanceFindings(snapshot.accounts), ...ledgerSide.findings, ...cross, ...provider.findings];
-    const accountSubjects = snapshot.accounts.map((a) => `account:${a.accountId}`);
-    const atRestSubjects = snapshot.accounts.filter((a) => a.updatedAt <= window.until.getTime()).map((a) => `account:${a.accountId}`);
-    const settledOrders = snapshot.orders.filter((o) => o.updatedAt <= window.until.getTime()).map((o) => `order:${o.orderId}`);
-    const checked = new Map<RunCategory, readonly string[]>([
-      ['account_balance_split', accountSubjects],
-      ['account_reserved_mismatch', accountSubjects],
-      ['account_balance_mismatch', accountSubjects],
-      ['wallet_mismatch', atRestSubjects],
-      ['ledger_journals_mismatch', settledOrders],
-      ['ledger_deposit_missing', snapshot.credits.map((c) => `credit:${c.transactionId}`)],
-      ['ledger_account_projection', ledgerSide.checked],
-      ['provider_not_paid', provider.checked],
-      ['provider_paid_not_recorded', provider.checked],
-    ]);
-    const breaksResolved = await recordFindings(balance, runId, findings, checked);
+    if (run.full) await walkAllAccounts(run);
+    await walkOrders(run);
+    await walkCredits(run);
+    const ledgerSide = await snapshot(reads.ledger, deps.config.maintenance.statementTimeoutMs, (tx) =>
+      ledgerFindings(tx, window, run.full),
+    );
+    run.breaksResolved += await recordFindings(
+      balance,
+      run.runId,
+      ledgerSide.findings,
+      new Map([['ledger_account_projection', ledgerSide.checked]]),
+    );
+    run.findings.push(...ledgerSide.findings);
+    let providerChecked = 0;
+    if (run.full && deps.psp) {
+      const provider = await checkAllWithProvider(
+        { databases: deps.databases, reads: reads.balance, psp: deps.psp, config: deps.config, now },
+        window.until,
+        deps.config.reconcile.providerChecksMax,
+      );
+      run.breaksResolved += await recordFindings(balance, run.runId, provider.findings, providerCheckedSubjects(provider.answeredSubjects));
+      run.findings.push(...provider.findings);
+      providerChecked = provider.answered;
+    }
     await balance.query(sql.unsafe`
-      update reconciliation_runs set finished_at = now(), accounts_checked = ${snapshot.accounts.length},
-             orders_checked = ${snapshot.orders.length}, provider_checked = ${provider.checked.length},
-             breaks_found = ${findings.length}, breaks_resolved = ${breaksResolved},
-             provider_checked_until = ${provider.cursor?.at ?? null}::timestamptz,
-             provider_checked_until_order = ${provider.cursor?.orderId ?? null}::uuid
+      update reconciliation_runs set finished_at = now(), accounts_checked = ${run.accountsChecked},
+             orders_checked = ${run.ordersChecked}, provider_checked = ${providerChecked},
+             breaks_found = ${run.findings.length}, breaks_resolved = ${run.breaksResolved}
        where id = ${runId}`);
     const summary: RunSummary = {
-      runId: runId.toString(),
+      runId: run.runId,
       mode: deps.mode,
-      checkedFrom: window.from?.toISOString() ?? null,
-      checkedUntil: window.until.toISOString(),
-      accountsChecked: snapshot.accounts.length,
-      ordersChecked: snapshot.orders.length,
-      providerChecked: provider.checked.length,
-      findings,
-      breaksResolved,
+      checkedFrom: window.from ? at(window.from) : null,
+      checkedUntil: at(window.until),
+      accountsChecked: run.accountsChecked,
+      ordersChecked: run.ordersChecked,
+      providerChecked,
+      findings: run.findings,
+      breaksResolved: run.breaksResolved,
     };
-    if (findings.length > 0) deps.logger.warn({ runId: summary.runId, breaks: findings.length }, 'reconciliation found breaks');
+    if (run.findings.length > 0) deps.logger.warn({ runId: summary.runId, breaks: run.findings.length }, 'reconciliation found breaks');
     return summary;
   } catch (error) {
     await balance

@@ -51,7 +51,7 @@ export async function importAndMatch(deps: {
     ...(deps.reads ? { reads: deps.reads } : {}),
     from: parsed.date,
     to: parsed.date,
-    settleMs: deps.config.recovery.reconcileSettleMs,
+    settleMs: deps.config.reconcile.settleMs,
     replicaWaitMs: deps.config.database.replicaWaitMs,
     logger: deps.logger,
   });

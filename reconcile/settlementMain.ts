@@ -112,7 +112,7 @@ async function main(): Promise<number> {
         reads: replicas.reads,
         from: values.from!,
         to: values.to ?? values.from!,
-        settleMs: config.recovery.reconcileSettleMs,
+        settleMs: config.reconcile.settleMs,
         replicaWaitMs: config.database.replicaWaitMs,
         logger,
       });

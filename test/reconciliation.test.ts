@@ -30,8 +30,21 @@ test.before(async () => {
   // one unknown attempt is enough to send an order to manual
   // no crons: only the tests run reconciliation (the */5 cron would add runs of its own)
   system = await startTestSystem({ worker: true, env: { GATEWAY_SUBMIT_ATTEMPTS_MAX: '1' }, cronItems: [] });
-  config = recoveryConfig(system);
-  psp = createPspHttpAdapter({ baseUrl: system.simUrl!, ...config.gateway });
+  // an order the provider cannot answer is a break at its first skip here
+  config = recoveryConfig(system, { RECONCILE_PROVIDER_UNKNOWN_MAX: '1' });
+  const real = createPspHttpAdapter({ baseUrl: system.simUrl!, ...config.gateway });
+  // the provider's word, as the test plants it: a payout it still calls pending, one it cannot answer
+  psp = {
+    submitPayout: real.submitPayout.bind(real),
+    getPayout: async (reference) => {
+      if (reference === state.providerPending)
+        return { kind: 'found', status: 'pending', failureCode: null, detail: { status: 'pending' } };
+      if (reference === state.providerSilent) return { kind: 'unknown', reason: 'planted: HTTP 502' };
+      return real.getPayout(reference);
+    },
+    getSettlementStatement: real.getSettlementStatement.bind(real),
+    close: () => real.close(),
+  };
 });
 test.after.always(async () => {
   await psp?.close();
@@ -48,6 +61,9 @@ const state = {
   plant: {} as Record<'i1' | 'i2' | 'i3' | 'wallet', string>,
   expected: [] as Array<Pick<Finding, 'category' | 'subject'> & Partial<Pick<Finding, 'expected' | 'actual'>>>,
   firstRun: null as RunSummary | null,
+  /** references the test's provider calls pending, or cannot answer about */
+  providerPending: null as string | null,
+  providerSilent: null as string | null,
 };
 
 const run = () => runReconciliation({ databases: system.db.databases, psp, config, logger, mode: 'full' });
@@ -295,6 +311,17 @@ test.serial(
       'planted',
     );
 
+    // an order's reservation no longer matching its status: a success order's money "released"
+    const unreserved = state.paid[2]!;
+    await b.query('alter table reservations disable trigger user');
+    await b.query(`update reservations set status = 'released' where transaction_id = $1`, [unreserved.transactionId]);
+    await b.query('alter table reservations enable trigger user');
+    // the provider still calls pending a payout we failed (and released), and cannot answer about a paid one
+    const stillPending = state.failed[0]!;
+    const silent = state.paid[1]!;
+    state.providerPending = stillPending.transactionId;
+    state.providerSilent = silent.transactionId;
+
     state.expected = [
       {
         category: 'account_balance_split',
@@ -352,6 +379,24 @@ test.serial(
         subject: `order:${paidUnrecorded.orderId}`,
         expected: 'provider: not paid',
         actual: 'provider: paid',
+      },
+      {
+        category: 'order_reservation_mismatch',
+        subject: `order:${unreserved.orderId}`,
+        expected: 'a captured reservation for a success order',
+        actual: 'released',
+      },
+      {
+        category: 'provider_not_final',
+        subject: `order:${stillPending.orderId}`,
+        expected: 'provider: failed (the money was released)',
+        actual: 'provider: pending',
+      },
+      {
+        category: 'provider_unanswered',
+        subject: `order:${silent.orderId}`,
+        expected: 'an answer from the provider',
+        actual: 'no answer after 1 tries',
       },
     ];
     t.deepEqual([...new Set(state.expected.map((e) => e.category))].sort(), [...RUN_CATEGORIES].sort(), 'every category is planted');
@@ -495,7 +540,9 @@ test.serial('when breaks are present, then `npm run reconcile -- --full` exits 1
   const result = await reconcileCli(['--full', '--json']);
   t.is(result.code, 1, result.stderr);
   const summary = JSON.parse(result.stdout) as RunSummary;
-  const remaining = state.expected.filter((e) => e.category !== 'ledger_account_projection');
+  // the command asks the real provider, not the test's planted one
+  const planted = new Set(['provider_not_final', 'provider_unanswered']);
+  const remaining = state.expected.filter((e) => e.category !== 'ledger_account_projection' && !planted.has(e.category));
   t.deepEqual(summary.findings.map(keyOf).sort(), remaining.map(keyOf).sort());
   const text = await reconcileCli(['--full']);
   t.is(text.code, 1);

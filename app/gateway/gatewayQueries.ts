@@ -96,12 +96,14 @@ export async function applyInboxBatch(db: CommonQueryMethods, batchSizeMax: numb
 
 export const STATUS_QUERY_OUTCOMES = ['answered', 'pending', 'unknown', 'manual'] as const;
 export type StatusQueryOutcome = (typeof STATUS_QUERY_OUTCOMES)[number];
-const StatusQueryRow = z.object({ outcome: z.enum(STATUS_QUERY_OUTCOMES) });
+const StatusQueryRow = z.object({ outcome: z.enum(STATUS_QUERY_OUTCOMES), nextQueryAt: z.number().nullable() });
 
 /**
  * Records one answer of the provider's status API and acts on it in the same transaction
  * (sql/balance/functions/gateway_record_status_query.sql): a definitive answer goes to the inbox
- * like a callback; answers that say nothing hand a processing order to a human after the maxima.
+ * like a callback; answers that say nothing hand a processing order to a human after the maxima;
+ * and the order's next query is scheduled at `now` plus `nextBaseMs` doubled with every query so
+ * far, at most `nextMaxMs`.
  */
 export async function recordStatusQuery(
   db: CommonQueryMethods,
@@ -110,16 +112,18 @@ export async function recordStatusQuery(
     lookup: PayoutLookup;
     unknownMax: number;
     pendingMax: number;
-    /** when the answer is recorded (the time the recovery run runs at) */
     now: Date;
+    nextBaseMs: number;
+    nextMaxMs: number;
   },
-): Promise<{ outcome: StatusQueryOutcome }> {
+): Promise<{ outcome: StatusQueryOutcome; nextQueryAt: number | null }> {
   const { lookup } = input;
   const result = lookup.kind === 'found' ? lookup.status : lookup.kind;
   const detail = lookup.kind === 'found' ? lookup.detail : lookup.kind === 'unknown' ? { reason: lookup.reason } : {};
   const failureCode = lookup.kind === 'found' ? lookup.failureCode : null;
   return db.one(sql.type(StatusQueryRow)`
-    select outcome from gateway_record_status_query(${input.transactionId}, ${result}, ${failureCode},
-      ${sql.jsonb(detail as Parameters<typeof sql.jsonb>[0])}, ${input.unknownMax}, ${input.pendingMax},
-      ${input.now.toISOString()}::timestamptz)`);
+    select outcome, next_query_at as "nextQueryAt"
+      from gateway_record_status_query(${input.transactionId}, ${result}, ${failureCode},
+        ${sql.jsonb(detail as Parameters<typeof sql.jsonb>[0])}, ${input.unknownMax}, ${input.pendingMax},
+        ${input.now.toISOString()}::timestamptz, ${input.nextBaseMs}, ${input.nextMaxMs})`);
 }

@@ -57,6 +57,10 @@ export const FAST_ASYNC_ENV: Record<string, string> = {
   RELAY_POLL_INTERVAL_MS: '200',
   WORKER_CONCURRENCY: '16',
   WORKER_HEARTBEAT_INTERVAL_MS: '500',
+  // the worker's own recovery (its cron and timer) stays out of the tests' way: they call it
+  // themselves, with the time they choose (recoveryConfig)
+  PROCESSING_STALE_MS: '300000',
+  RECOVERY_INTERVAL_MS: '3600000',
 };
 
 export function testConfig(db: Pick<TestDatabases, 'balanceUrl' | 'ledgerUrl'>, extra: Record<string, string> = {}): Config {

@@ -1,4 +1,6 @@
 -- A status change must be one of the allowed moves, and what defines the order never changes.
+-- updated_at is the time of the last change a client sees (status, failure reason); a change of
+-- status also starts recovery's schedule over (next_query_at, see gateway_record_status_query).
 create or replace function withdraw_orders_guard() returns trigger language plpgsql as $$
 begin
   if new.id <> old.id or new.transaction_id <> old.transaction_id or new.user_id <> old.user_id
@@ -14,7 +16,12 @@ begin
     raise exception 'withdraw order %: % -> % is not an allowed transition', old.id, old.status, new.status
       using errcode = 'check_violation', constraint = 'withdraw_orders_transition_allowed';
   end if;
-  new.updated_at := now();
+  if new.status is distinct from old.status then
+    new.next_query_at := null;
+  end if;
+  if new.status is distinct from old.status or new.failure_reason is distinct from old.failure_reason then
+    new.updated_at := now();
+  end if;
   return new;
 end $$;
 
