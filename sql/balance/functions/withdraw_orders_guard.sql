@@ -1,6 +1,8 @@
 -- A status change must be one of the allowed moves, and what defines the order never changes.
--- updated_at is the time of the last change a client sees (status, failure reason); a change of
--- status also starts recovery's schedule over (next_query_at, see gateway_record_status_query).
+-- Every update moves updated_at, except one that changes nothing but recovery's schedule
+-- (next_query_at, withdraw_schedule_next_query): asking the provider is not a change of the order,
+-- and an order's age in its status must survive the questions. A change of status starts the
+-- schedule over.
 create or replace function withdraw_orders_guard() returns trigger language plpgsql as $$
 begin
   if new.id <> old.id or new.transaction_id <> old.transaction_id or new.user_id <> old.user_id
@@ -19,9 +21,11 @@ begin
   if new.status is distinct from old.status then
     new.next_query_at := null;
   end if;
-  if new.status is distinct from old.status or new.failure_reason is distinct from old.failure_reason then
-    new.updated_at := now();
+  if new.next_query_at is distinct from old.next_query_at
+     and (to_jsonb(new) - 'next_query_at') = (to_jsonb(old) - 'next_query_at') then
+    return new;
   end if;
+  new.updated_at := now();
   return new;
 end $$;
 
