@@ -9,7 +9,7 @@
 // median is over --explain-over ms. Plausible data, not exact books. Numbers go in the issue notes
 // and docs/console.md, never in tests.
 import { createHash } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,13 +73,9 @@ async function bulk(url: string, steps: ReadonlyArray<readonly [string, string]>
     await client.query(`set session_replication_role = replica; set work_mem = '256MB'; set maintenance_work_mem = '512MB'`);
     for (const [label, text] of steps) {
       const started = performance.now();
-      const result = await client.query(
-        text,
-        values.slice(
-          0,
-          (text.match(/\$\d/g) ?? []).reduce((n, p) => Math.max(n, Number(p.slice(1))), 0),
-        ),
-      );
+      // the bench's own values, inlined as literals: a step that does not use every one of them
+      // would leave a parameter PostgreSQL cannot type
+      const result = await client.query(text.replace(/\$(\d+)/g, (_, n: string) => client.escapeLiteral(String(values[Number(n) - 1]))));
       log(`  ${label}: ${result.rowCount ?? 0} rows, ${Math.round(performance.now() - started)} ms`);
     }
     await client.query('vacuum (analyze)');
@@ -310,6 +306,26 @@ function md5Uuid(text: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+/** The run as JSON under bench/results/ (console-<time>.json), beside the other benchmarks' results. */
+async function writeResults(loadedS: number, timings: Timing[]): Promise<void> {
+  const dir = path.join(import.meta.dirname, 'results');
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `console-${new Date().toISOString().replaceAll(':', '-')}.json`);
+  const queries = timings.map((t) => ({
+    query: t.label.trim(),
+    medianMs: pct(t.ms, 0.5),
+    p95Ms: pct(t.ms, 0.95),
+    maxMs: t.ms.at(-1),
+    rows: t.rows,
+  }));
+  const setup = { orders: ORDERS, jobs: JOBS, accounts: ACCOUNTS, runs: RUNS, cpus: os.cpus().length, node: process.version };
+  await writeFile(
+    file,
+    `${JSON.stringify({ bench: 'console', at: new Date().toISOString(), setup, loadSeconds: loadedS, queries }, null, 2)}\n`,
+  );
+  log(`results: ${path.relative(process.cwd(), file)}`);
+}
+
 async function main() {
   const started = performance.now();
   const dataDir = await temporaryDataDir('withdraw-console-bench-');
@@ -354,6 +370,7 @@ async function main() {
         ? `\nover ${SLOW_MS} ms (median): ${slow.map((t) => t.label.trim()).join('; ')}`
         : `\nno query's median is over ${SLOW_MS} ms`,
     );
+    await writeResults(loadedS, timings);
   } finally {
     if (databases) await endDatabases(databases);
     await cluster?.stop();
