@@ -68,6 +68,11 @@ const EnvSchema = z
     RELAY_BATCH_SIZE_MAX: count(1, 5_000, 500),
     RELAY_POLL_INTERVAL_MS: milliseconds(50, 600_000, 500),
     INBOX_BATCH_SIZE_MAX: count(1, 5_000, 200),
+    // a callback the database refuses is retried after INBOX_RETRY_BASE_MS, doubling (at most
+    // INBOX_RETRY_MAX_MS), and parked (a break) after INBOX_PARK_AFTER_ATTEMPTS; the others flow on
+    INBOX_PARK_AFTER_ATTEMPTS: count(1, 100, 5),
+    INBOX_RETRY_BASE_MS: milliseconds(10, 600_000, 1_000),
+    INBOX_RETRY_MAX_MS: milliseconds(10, 3_600_000, 60_000),
     OUTBOX_RETENTION_HOURS: count(1, 24 * 365, 72),
 
     GATEWAY_CONNECT_TIMEOUT_MS: milliseconds(50, 60_000, 2_000),
@@ -203,6 +208,9 @@ export type Config = Readonly<{
     relayBatchSizeMax: number;
     relayPollIntervalMs: number;
     inboxBatchSizeMax: number;
+    inboxParkAfterAttempts: number;
+    inboxRetryBaseMs: number;
+    inboxRetryMaxMs: number;
     outboxRetentionHours: number;
   }>;
   recovery: Readonly<{
@@ -348,6 +356,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       relayBatchSizeMax: e.RELAY_BATCH_SIZE_MAX,
       relayPollIntervalMs: e.RELAY_POLL_INTERVAL_MS,
       inboxBatchSizeMax: e.INBOX_BATCH_SIZE_MAX,
+      inboxParkAfterAttempts: e.INBOX_PARK_AFTER_ATTEMPTS,
+      inboxRetryBaseMs: e.INBOX_RETRY_BASE_MS,
+      inboxRetryMaxMs: e.INBOX_RETRY_MAX_MS,
       outboxRetentionHours: e.OUTBOX_RETENTION_HOURS,
     },
     recovery: {

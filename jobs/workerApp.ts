@@ -6,7 +6,7 @@ import { Logger as GraphileLogger, type ParsedCronItem, run, type Runner, type W
 import { sql } from 'slonik';
 import type { Config } from '../app/config.ts';
 import type { Databases } from '../app/db/pools.ts';
-import { applyInboxBatch } from '../app/gateway/gatewayQueries.ts';
+import { drainInboxOnce } from '../app/gateway/inboxDrain.ts';
 import { createGatewayService } from '../app/gateway/gatewayService.ts';
 import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
 import type { Logger } from '../app/logger.ts';
@@ -84,7 +84,17 @@ export async function startWorkerProcess(deps: {
     ),
     gatewayInbox: createDrainer(
       { name: 'gateway-inbox' },
-      async () => (await applyInboxBatch(databases.balance, settings.inboxBatchSizeMax)).length,
+      () =>
+        drainInboxOnce(
+          databases.balance,
+          {
+            batchSizeMax: settings.inboxBatchSizeMax,
+            parkAfterAttempts: settings.inboxParkAfterAttempts,
+            retryBaseMs: settings.inboxRetryBaseMs,
+            retryMaxMs: settings.inboxRetryMaxMs,
+          },
+          logger,
+        ),
       logger,
     ),
   };

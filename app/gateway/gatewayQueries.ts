@@ -94,6 +94,34 @@ export async function applyInboxBatch(db: CommonQueryMethods, batchSizeMax: numb
     select inbox_id as "inboxId", event_id as "eventId", outcome from gateway_inbox_apply(${batchSizeMax})`);
 }
 
+/** The ids a batch would take now (pending, not parked, due), in id order: for applying them one by one. */
+export async function pendingInboxIds(db: CommonQueryMethods, limit: number): Promise<readonly bigint[]> {
+  return db.anyFirst(sql.type(z.object({ id: z.bigint() }))`
+    select i.id from gateway_inbox i
+     where i.processed_at is null and i.parked_at is null and (i.retry_at is null or i.retry_at <= now())
+     order by i.id limit ${limit}`);
+}
+
+/** Applies one pending callback (nothing when it is applied, parked, not due, or locked by another). */
+export async function applyInboxRow(db: CommonQueryMethods, inboxId: bigint): Promise<readonly AppliedRow[]> {
+  return db.any(sql.type(AppliedRow)`
+    select inbox_id as "inboxId", event_id as "eventId", outcome from gateway_inbox_apply_one(${inboxId.toString()}::bigint)`);
+}
+
+/** What recording a failed callback did (sql/balance/functions/gateway_inbox_record_failure.sql). */
+export const INBOX_FAILURE_OUTCOMES = ['retry', 'parked', 'gone'] as const;
+export type InboxFailureOutcome = (typeof INBOX_FAILURE_OUTCOMES)[number];
+
+/** Records that applying one callback failed: its error and attempt, a retry later, or parked (a break) after parkAfter. */
+export async function recordInboxFailure(
+  db: CommonQueryMethods,
+  input: { inboxId: bigint; error: string; parkAfter: number; retryBaseMs: number; retryMaxMs: number },
+): Promise<InboxFailureOutcome> {
+  return db.oneFirst(sql.type(z.object({ outcome: z.enum(INBOX_FAILURE_OUTCOMES) }))`
+    select gateway_inbox_record_failure(${input.inboxId.toString()}::bigint, ${input.error}, ${input.parkAfter},
+      ${input.retryBaseMs}, ${input.retryMaxMs}) as outcome`);
+}
+
 export const STATUS_QUERY_OUTCOMES = ['answered', 'pending', 'unknown', 'manual'] as const;
 export type StatusQueryOutcome = (typeof STATUS_QUERY_OUTCOMES)[number];
 const StatusQueryRow = z.object({ outcome: z.enum(STATUS_QUERY_OUTCOMES), nextQueryAt: z.number().nullable() });
