@@ -50,6 +50,8 @@ const EnvSchema = z
     IDEMPOTENCY_CACHE_SIZE_MAX: count(0, 10_000_000, 100_000),
     IDEMPOTENCY_KEY_RETENTION_HOURS: count(24, 24 * 90, 48),
     HTTP_BODY_SIZE_MAX_BYTES: count(256, 1_048_576, 16_384),
+    // POST /withdraw/batch carries up to 1,000 items (about 150 bytes each)
+    HTTP_BATCH_BODY_SIZE_MAX_BYTES: count(1_024, 8_388_608, 524_288),
     RATE_LIMIT_USER_PER_SECOND: count(0, 1_000_000, 0),
     RATE_LIMIT_USER_BURST: count(1, 1_000_000, 200),
     LONG_POLL_WAIT_MS_MAX: milliseconds(0, 30_000, 30_000),
@@ -191,6 +193,7 @@ export type Config = Readonly<{
   }>;
   http: Readonly<{
     bodySizeMaxBytes: number;
+    batchBodySizeMaxBytes: number;
     rateLimitUserPerSecond: number;
     rateLimitUserBurst: number;
     longPollWaitMsMax: number;
@@ -339,6 +342,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     http: {
       bodySizeMaxBytes: e.HTTP_BODY_SIZE_MAX_BYTES,
+      batchBodySizeMaxBytes: e.HTTP_BATCH_BODY_SIZE_MAX_BYTES,
       rateLimitUserPerSecond: e.RATE_LIMIT_USER_PER_SECOND,
       rateLimitUserBurst: e.RATE_LIMIT_USER_BURST,
       longPollWaitMsMax: e.LONG_POLL_WAIT_MS_MAX,

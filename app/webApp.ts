@@ -71,6 +71,7 @@ export async function startWebProcess(deps: {
     logger,
     metrics,
     bodySizeMaxBytes: config.http.bodySizeMaxBytes,
+    bodySizeMaxBytesByPath: { '/withdraw/batch': config.http.batchBodySizeMaxBytes },
     routers: [
       opsRoutes({ databases, metrics, openApiDocument: () => buildOpenApiDocument([operatorsOpenApi]) }),
       withdrawRoutes({
@@ -78,6 +79,9 @@ export async function startWebProcess(deps: {
         withdraws,
         waitForChange: statusWaiter.wait,
         longPollWaitMsMax: config.http.longPollWaitMsMax,
+        db: databases.balance,
+        accounts,
+        keyRetentionHours: config.idempotency.retentionHours,
         rateLimit: userRateLimit({ perSecond: config.http.rateLimitUserPerSecond, burst: config.http.rateLimitUserBurst }),
       }),
       accountRoutes({ auth, db: databases.balance, accounts }),

@@ -17,10 +17,11 @@ declare module 'express-serve-static-core' {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-export function jsonBody(limitBytes: number) {
+export function jsonBody(limitBytes: number, limitBytesByPath: Readonly<Record<string, number>> = {}) {
   const raw = express.raw({ type: () => true, limit: limitBytes });
+  const rawByPath = new Map(Object.entries(limitBytesByPath).map(([path, limit]) => [path, express.raw({ type: () => true, limit })]));
   return [
-    raw,
+    (req: Request, res: Response, next: NextFunction) => (rawByPath.get(req.path) ?? raw)(req, res, next),
     (req: Request, _res: Response, next: NextFunction) => {
       const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       req.rawBody = bytes;

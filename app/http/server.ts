@@ -15,6 +15,8 @@ export function createHttpApp(deps: {
   logger: Logger;
   metrics: Metrics;
   bodySizeMaxBytes: number;
+  /** larger limits for some paths (exact match), e.g. bulk payouts */
+  bodySizeMaxBytesByPath?: Readonly<Record<string, number>>;
   routers: readonly Router[];
 }): express.Express {
   const app = express();
@@ -69,7 +71,7 @@ export function createHttpApp(deps: {
     next();
   });
 
-  app.use(jsonBody(deps.bodySizeMaxBytes));
+  app.use(jsonBody(deps.bodySizeMaxBytes, deps.bodySizeMaxBytesByPath));
   for (const router of deps.routers) app.use(router);
   app.use(notFoundHandler());
   app.use(errorHandler());

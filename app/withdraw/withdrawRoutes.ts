@@ -4,11 +4,14 @@ import express from 'express';
 import type { Auth } from '../http/auth.ts';
 import { readBody } from '../http/jsonBody.ts';
 import { ApiError, okEnvelope } from '../http/apiErrors.ts';
-import { describeZodError, uuidV7 } from '../http/zod.ts';
+import { describeZodError, uuidAny, uuidV7 } from '../http/zod.ts';
 import type { WithdrawService } from './withdrawService.ts';
 import { orderView } from './withdrawService.ts';
 import { IDEMPOTENCY_HEADERS, WaitQuerySchema, WithdrawRequestSchema } from './withdrawSchemas.ts';
 import type { OrderRow } from './withdrawQueries.ts';
+import type { DatabasePool } from 'slonik';
+import type { AccountDirectory } from '../balance/accountDirectory.ts';
+import { createBatch, findBatch } from './withdrawBatch.ts';
 
 export type OrderWaiter = (orderId: string, stillSame: () => Promise<boolean>, waitMs: number) => Promise<boolean>;
 
@@ -28,6 +31,9 @@ export function withdrawRoutes(deps: {
   waitForChange?: OrderWaiter;
   longPollWaitMsMax: number;
   rateLimit?: RequestHandler;
+  db: DatabasePool;
+  accounts: AccountDirectory;
+  keyRetentionHours: number;
 }): Router {
   const router = express.Router();
   const limit: RequestHandler = deps.rateLimit ?? ((_req, _res, next) => next());
@@ -43,6 +49,28 @@ export function withdrawRoutes(deps: {
     if (body?.data?.transactionId) res.locals.transactionId = body.data.transactionId;
     if (reply.replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.status(reply.status).json(reply.body);
+  });
+
+  router.post('/withdraw/batch', deps.auth.require('user'), limit, async (req: Request, res: Response) => {
+    const principal = req.principal;
+    if (principal?.kind !== 'user') throw new ApiError('forbidden', 'a user token is required');
+    const idempotencyKey = idempotencyKeyOf(req);
+    const reply = await createBatch(
+      { db: deps.db, accounts: deps.accounts, keyRetentionHours: deps.keyRetentionHours },
+      { userId: principal.userId, idempotencyKey, body: readBody(req) },
+    );
+    if (reply.replayed) res.setHeader('Idempotent-Replayed', 'true');
+    // the stored text itself: the first reply and every replay are the same bytes
+    res.status(reply.status).type('application/json').send(reply.text);
+  });
+
+  router.get('/withdraw/batch/:batchId', deps.auth.require('user', 'admin'), async (req: Request, res: Response) => {
+    const batchId = String(req.params.batchId);
+    const batch = uuidAny.safeParse(batchId).success ? await findBatch(deps.db, batchId.toLowerCase()) : null;
+    const principal = req.principal;
+    // another user's batch is indistinguishable from a missing one, as for orders
+    if (!batch || (principal?.kind === 'user' && batch.userId !== principal.userId)) throw new ApiError('not_found', 'no such batch');
+    res.status(200).json(okEnvelope('ok', batch.view));
   });
 
   router.get('/withdraw/:withdrawOrderId', deps.auth.require('user', 'admin'), async (req: Request, res: Response) => {

@@ -45,27 +45,6 @@ export function createWithdrawService(deps: { db: CommonQueryMethods; accounts: 
   });
   const cacheEnabled = deps.settings.cacheSizeMax > 0;
 
-  async function resolveAccount(userId: string, request: WithdrawRequest): Promise<AccountFacts> {
-    if (request.fromAccountId !== undefined) {
-      const facts = await accounts.byId(request.fromAccountId);
-      if (!facts) throw new ApiError('not_found', 'no such account');
-      if (facts.userId !== userId) throw new ApiError('forbidden', 'the account belongs to another user');
-      // a currency that contradicts the account is a business rejection (42203): withdraw_create
-      // refuses it, so the reply is stored with the key and replayed like the others
-      return facts;
-    }
-    const own = (await accounts.ofUser(userId)).filter((a) => request.currency === undefined || a.currency === request.currency);
-    if (own.length === 0) throw new ApiError('not_found', 'the user has no account to withdraw from');
-    if (own.length > 1) throw new ApiError('invalid_request', 'fromAccountId: required when the user has several accounts');
-    return own[0]!;
-  }
-
-  function parseMinor(amount: string, currency: Currency): bigint {
-    const parsed = parseAmount(amount, currency);
-    if (!parsed.ok) throw new ApiError('invalid_request', `amount: ${describeAmountFailure(parsed.reason)}`);
-    return parsed.minor;
-  }
-
   async function requestWithdraw(input: { userId: string; idempotencyKey: string; request: WithdrawRequest }): Promise<WithdrawReply> {
     const { userId, idempotencyKey, request } = input;
     const hash = requestHash(userId, request);
@@ -88,8 +67,8 @@ export function createWithdrawService(deps: { db: CommonQueryMethods; accounts: 
     let account: AccountFacts;
     let amountMinor: bigint;
     try {
-      account = await resolveAccount(userId, request);
-      amountMinor = parseMinor(request.amount, account.currency);
+      account = await resolveWithdrawAccount(accounts, userId, request);
+      amountMinor = parseWithdrawAmount(request.amount, account.currency);
     } catch (error) {
       // What resolves the account can change after a key was used (a second account, a closed
       // one): a key that already has a reply gets that reply, never a different answer.
@@ -142,20 +121,60 @@ export function createWithdrawService(deps: { db: CommonQueryMethods; accounts: 
 
 export type WithdrawService = ReturnType<typeof createWithdrawService>;
 
-function keyReused(): ApiError {
+/**
+ * The account a withdrawal spends from: fromAccountId (the user's own, else 403; unknown: 404), or
+ * the user's one account (in `currency` when given). Throws the ApiError the request gets.
+ */
+export async function resolveWithdrawAccount(accounts: AccountDirectory, userId: string, request: WithdrawRequest): Promise<AccountFacts> {
+  if (request.fromAccountId !== undefined) {
+    const facts = await accounts.byId(request.fromAccountId);
+    if (!facts) throw new ApiError('not_found', 'no such account');
+    if (facts.userId !== userId) throw new ApiError('forbidden', 'the account belongs to another user');
+    // a currency that contradicts the account is a business rejection (42203): withdraw_create
+    // refuses it, so the reply is stored with the key and replayed like the others
+    return facts;
+  }
+  const own = (await accounts.ofUser(userId)).filter((a) => request.currency === undefined || a.currency === request.currency);
+  if (own.length === 0) throw new ApiError('not_found', 'the user has no account to withdraw from');
+  if (own.length > 1) throw new ApiError('invalid_request', 'fromAccountId: required when the user has several accounts');
+  return own[0]!;
+}
+
+/** The amount in minor units of the account's currency, or the 400 naming amount. */
+export function parseWithdrawAmount(amount: string, currency: Currency): bigint {
+  const parsed = parseAmount(amount, currency);
+  if (!parsed.ok) throw new ApiError('invalid_request', `amount: ${describeAmountFailure(parsed.reason)}`);
+  return parsed.minor;
+}
+
+export function keyReused(): ApiError {
   return new ApiError('idempotency_key_reused', 'idempotent-key was already used with a different request');
+}
+
+export type BusinessRejection = 'insufficient_funds' | 'account_unusable' | 'limit_exceeded';
+
+/** The words of each business rejection: one wording for single and bulk withdrawals. */
+export function businessRejectionMessage(kind: BusinessRejection, currency: string): string {
+  switch (kind) {
+    case 'insufficient_funds':
+      return 'insufficient available balance';
+    case 'account_unusable':
+      return `account is not usable (frozen, closed, or not in ${currency})`;
+    case 'limit_exceeded':
+      return 'a withdraw limit would be exceeded';
+  }
 }
 
 function possibleResponses(
   orderId: string,
   transactionId: string,
   currency: string,
-): Record<'created' | 'insufficient_funds' | 'account_unusable' | 'limit_exceeded', StoredResponse> {
+): Record<'created' | BusinessRejection, StoredResponse> {
   return {
     created: { status: 202, body: okEnvelope('processing', { withdrawOrderId: orderId, transactionId }) },
-    insufficient_funds: errorEnvelope('insufficient_funds', 'insufficient available balance'),
-    account_unusable: errorEnvelope('account_unusable', `account is not usable (frozen, closed, or not in ${currency})`),
-    limit_exceeded: errorEnvelope('limit_exceeded', 'a withdraw limit would be exceeded'),
+    insufficient_funds: errorEnvelope('insufficient_funds', businessRejectionMessage('insufficient_funds', currency)),
+    account_unusable: errorEnvelope('account_unusable', businessRejectionMessage('account_unusable', currency)),
+    limit_exceeded: errorEnvelope('limit_exceeded', businessRejectionMessage('limit_exceeded', currency)),
   };
 }
 
