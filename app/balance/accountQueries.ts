@@ -92,3 +92,20 @@ export async function creditAccount(
   }
   return { outcome: row.outcome, account: { accountId, userId, currency, status, balanceMinor, availableMinor, reservedMinor } };
 }
+
+/**
+ * Accounts in id order after `afterId` (keyset): one user's (the accounts_user_id_idx range, a user
+ * has a handful), or everyone's for an admin (the primary key).
+ */
+export async function listAccounts(
+  db: CommonQueryMethods,
+  filter: Readonly<{ userId: string | null }>,
+  afterId: string | null,
+  limit: number,
+): Promise<readonly AccountRow[]> {
+  const conditions = [sql.fragment`true`];
+  if (filter.userId !== null) conditions.push(sql.fragment`user_id = ${filter.userId}`);
+  if (afterId !== null) conditions.push(sql.fragment`id > ${afterId}::uuid`);
+  return db.any(sql.type(AccountRow)`
+    select ${accountColumns} from accounts where ${sql.join(conditions, sql.fragment` and `)} order by id limit ${limit}`);
+}

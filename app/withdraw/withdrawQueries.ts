@@ -127,3 +127,45 @@ export async function transitionWithdraw(db: CommonQueryMethods, p: TransitionPa
                                ${p.reason}, ${p.evidence ? sql.jsonb(p.evidence as Parameters<typeof sql.jsonb>[0]) : null},
                                ${p.failureReason ?? null})`);
 }
+
+export type OrderListFilter = Readonly<{
+  /** null: every user's (admins only) */
+  userId: string | null;
+  statuses: readonly WithdrawStatus[] | null;
+  /** ISO-8601 instants, inclusive and exclusive */
+  createdFrom: string | null;
+  createdTo: string | null;
+}>;
+
+/** A place in the listing: the (created_at, id) of the last order served, created_at in microseconds. */
+export type OrderListPosition = Readonly<{ createdAtUs: bigint; orderId: string }>;
+
+const ListedOrderRow = OrderRow.extend({ createdAtUs: z.bigint() });
+export type ListedOrderRow = z.infer<typeof ListedOrderRow>;
+
+/**
+ * Orders newest first by (created_at, id), after `after` (keyset, never an offset): one index range
+ * scan on withdraw_orders_user_created_idx for a user, withdraw_orders_created_idx for all users.
+ */
+export async function listOrders(
+  db: CommonQueryMethods,
+  filter: OrderListFilter,
+  after: OrderListPosition | null,
+  limit: number,
+): Promise<readonly ListedOrderRow[]> {
+  const conditions = [sql.fragment`true`];
+  if (filter.userId !== null) conditions.push(sql.fragment`o.user_id = ${filter.userId}`);
+  if (filter.statuses !== null) conditions.push(sql.fragment`o.status = any(${sql.array([...filter.statuses], 'text')})`);
+  if (filter.createdFrom !== null) conditions.push(sql.fragment`o.created_at >= ${filter.createdFrom}::timestamptz`);
+  if (filter.createdTo !== null) conditions.push(sql.fragment`o.created_at < ${filter.createdTo}::timestamptz`);
+  if (after !== null) {
+    conditions.push(sql.fragment`(o.created_at, o.id) < (timestamptz 'epoch' + ${after.createdAtUs}::bigint * interval '1 microsecond',
+                                                       ${after.orderId}::uuid)`);
+  }
+  return db.any(sql.type(ListedOrderRow)`
+    select ${orderColumns}, (extract(epoch from o.created_at) * 1000000)::bigint as "createdAtUs"
+      from withdraw_orders o
+     where ${sql.join(conditions, sql.fragment` and `)}
+     order by o.created_at desc, o.id desc
+     limit ${limit}`);
+}

@@ -7,8 +7,9 @@ import { ApiError, okEnvelope } from '../http/apiErrors.ts';
 import { describeZodError, uuidAny, uuidV7 } from '../http/zod.ts';
 import type { WithdrawService } from './withdrawService.ts';
 import { orderView } from './withdrawService.ts';
-import { IDEMPOTENCY_HEADERS, WaitQuerySchema, WithdrawRequestSchema } from './withdrawSchemas.ts';
-import type { OrderRow } from './withdrawQueries.ts';
+import { IDEMPOTENCY_HEADERS, ListWithdrawsQuery, WaitQuerySchema, WithdrawRequestSchema } from './withdrawSchemas.ts';
+import { listOrders, type OrderListFilter, type OrderRow } from './withdrawQueries.ts';
+import { decodeCursor, encodeCursor } from '../http/cursor.ts';
 import type { DatabasePool } from 'slonik';
 import type { AccountDirectory } from '../balance/accountDirectory.ts';
 import { createBatch, findBatch } from './withdrawBatch.ts';
@@ -73,6 +74,30 @@ export function withdrawRoutes(deps: {
     res.status(200).json(okEnvelope('ok', batch.view));
   });
 
+  router.get('/withdraws', deps.auth.require('user', 'admin'), async (req: Request, res: Response) => {
+    const query = ListWithdrawsQuery.safeParse(req.query);
+    if (!query.success) throw new ApiError('invalid_request', describeZodError(query.error));
+    const q = query.data;
+    const principal = req.principal;
+    if (principal?.kind === 'user' && q.userId !== undefined)
+      throw new ApiError('invalid_request', 'userId: only an admin may filter by user');
+    const filter: OrderListFilter = {
+      userId: principal?.kind === 'user' ? principal.userId : (q.userId ?? null),
+      statuses: q.status ?? null,
+      createdFrom: q.createdFrom ?? null,
+      createdTo: q.createdTo ?? null,
+    };
+    const after = q.cursor === undefined ? null : orderPosition(decodeCursor('withdraws', filter, q.cursor));
+    const rows = await listOrders(deps.db, filter, after, q.limit + 1);
+    const page = rows.slice(0, q.limit);
+    const last = page.at(-1);
+    const nextCursor =
+      rows.length > q.limit && last ? encodeCursor('withdraws', filter, [last.createdAtUs.toString(), last.orderId]) : null;
+    const admin = principal?.kind === 'admin';
+    const items = page.map((row) => (admin ? { ...orderView(row), userId: row.userId } : orderView(row)));
+    res.status(200).json(okEnvelope('ok', { items, nextCursor }));
+  });
+
   router.get('/withdraw/:withdrawOrderId', deps.auth.require('user', 'admin'), async (req: Request, res: Response) => {
     const orderId = String(req.params.withdrawOrderId);
     const query = WaitQuerySchema.safeParse(req.query);
@@ -100,4 +125,11 @@ export function withdrawRoutes(deps: {
   });
 
   return router;
+}
+
+function orderPosition(keys: readonly string[]): { createdAtUs: bigint; orderId: string } {
+  const [createdAtUs, orderId] = keys;
+  if (keys.length !== 2 || !/^\d{1,17}$/.test(createdAtUs ?? '') || !uuidAny.safeParse(orderId).success)
+    throw new ApiError('invalid_request', 'cursor: is not a cursor');
+  return { createdAtUs: BigInt(createdAtUs!), orderId: orderId! };
 }
