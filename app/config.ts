@@ -141,6 +141,19 @@ const EnvSchema = z
     // applied provider callbacks are kept this long (the provider may repeat one for days)
     GATEWAY_INBOX_RETENTION_HOURS: count(1, 24 * 365, 168),
 
+    // outgoing events (webhooks): one request's deadline, requests open per endpoint, delivery jobs
+    // running at once per worker (the rest of its slots stay for the money path), the backoff
+    WEBHOOK_TIMEOUT_MS: milliseconds(100, 60_000, 5_000),
+    WEBHOOK_CONNECT_TIMEOUT_MS: milliseconds(50, 30_000, 2_000),
+    WEBHOOK_ENDPOINT_CONCURRENCY: count(1, 64, 4),
+    WEBHOOK_JOBS_MAX: count(1, 256, 4),
+    WEBHOOK_RETRY_BASE_MS: milliseconds(10, 3_600_000, 10_000),
+    WEBHOOK_RETRY_MAX_MS: milliseconds(10, 86_400_000, 3_600_000),
+    // a delivery is retried for at least this long before it is given up (failed, replayable)
+    WEBHOOK_RETRY_HORIZON_HOURS: count(72, 24 * 30, 72),
+    // an endpoint failing this long without one success is disabled
+    WEBHOOK_DISABLE_AFTER_HOURS: count(1, 24 * 30, 72),
+
     ADMIN_TOKENS: z
       .string()
       .regex(
@@ -251,6 +264,16 @@ export type Config = Readonly<{
     pruneRowsPerRunMax: number;
     pruneBatchSizeMax: number;
     inboxRetentionHours: number;
+  }>;
+  webhooks: Readonly<{
+    timeoutMs: number;
+    connectTimeoutMs: number;
+    endpointConcurrency: number;
+    jobsMax: number;
+    retryBaseMs: number;
+    retryMaxMs: number;
+    retryHorizonHours: number;
+    disableAfterHours: number;
   }>;
   gateway: Readonly<{
     connectTimeoutMs: number;
@@ -400,6 +423,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pruneRowsPerRunMax: e.PRUNE_ROWS_PER_RUN_MAX,
       pruneBatchSizeMax: e.PRUNE_BATCH_SIZE_MAX,
       inboxRetentionHours: e.GATEWAY_INBOX_RETENTION_HOURS,
+    },
+    webhooks: {
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      connectTimeoutMs: e.WEBHOOK_CONNECT_TIMEOUT_MS,
+      endpointConcurrency: e.WEBHOOK_ENDPOINT_CONCURRENCY,
+      jobsMax: e.WEBHOOK_JOBS_MAX,
+      retryBaseMs: e.WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: e.WEBHOOK_RETRY_MAX_MS,
+      retryHorizonHours: e.WEBHOOK_RETRY_HORIZON_HOURS,
+      disableAfterHours: e.WEBHOOK_DISABLE_AFTER_HOURS,
     },
     gateway: {
       connectTimeoutMs: e.GATEWAY_CONNECT_TIMEOUT_MS,

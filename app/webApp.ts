@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { accountRoutes } from './admin/accountRoutes.ts';
 import { clientAccountRoutes } from './balance/clientAccountRoutes.ts';
+import { webhookRoutes } from './webhooks/webhookRoutes.ts';
 import { createAccountDirectory } from './balance/accountDirectory.ts';
 import type { Config } from './config.ts';
 import type { Databases } from './db/pools.ts';
@@ -87,6 +88,7 @@ export async function startWebProcess(deps: {
       }),
       accountRoutes({ auth, db: databases.balance, accounts }),
       clientAccountRoutes({ auth, balance: databases.balance, ledger: databases.ledger, accounts }),
+      webhookRoutes({ auth, db: databases.balance }),
       gatewayRoutes({ auth, balance: databases.balance, webhookSecrets: config.psp.webhookSecrets }),
       dashboardRoutes({ auth, databases }),
       reviewRoutes({ auth, db: databases.balance, accounts, review }),

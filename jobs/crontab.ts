@@ -26,6 +26,8 @@ export const CRONTAB = [
   // delete what is past its retention (idempotency keys, relayed rows of both outboxes, applied
   // callbacks), each table in bounded batches: PRUNE_ROWS_PER_RUN_MAX rows a minute per table
   '* * * * * maintenance__prune ?id=maintenance_prune&max=1&jobKey=maintenance_prune&queue=maintenance_prune',
+  // outgoing events: wake endpoints whose deliveries wait without a job (a lost job, a lease run out)
+  '* * * * * webhook__sweep ?id=webhook_sweep&max=1&jobKey=cron_webhook_sweep',
   // close each UTC day of the ledger (per-account and per-currency checkpoints) once it is over
   '*/10 * * * * ledger__checkpoint ?id=ledger_checkpoint&max=1&jobKey=cron_ledger_checkpoint',
 ].join('\n');

@@ -9,7 +9,9 @@
 //   still accepts it;
 // - both outboxes: relayed rows OUTBOX_RETENTION_HOURS after they were relayed;
 // - gateway_inbox: applied callbacks GATEWAY_INBOX_RETENTION_HOURS after they were applied,
-//   except those of orders still open (evidence for recovery and manual review).
+//   except those of orders still open (evidence for recovery and manual review);
+// - webhook_events: outgoing events (with their deliveries) webhook_retention() (30 days, in SQL:
+//   the fan-out looks back as far) and a day after they happened.
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import type { Config } from '../app/config.ts';
@@ -60,7 +62,11 @@ export const pruneGatewayInbox: PruneBatch = (db, retentionHours, batchSizeMax, 
     ), deleted as (delete from gateway_inbox g using doomed d where g.id = d.id returning 1)
     select count(*)::int as deleted from deleted`);
 
-export const PRUNED_TABLES = ['idempotency_keys', 'balance_outbox', 'ledger_outbox', 'gateway_inbox'] as const;
+/** Outgoing events and their deliveries; the retention is webhook_retention() (retentionHours is not used). */
+export const pruneWebhookEvents: PruneBatch = (db, _retentionHours, batchSizeMax, now) =>
+  db.oneFirst(sql.type(z.object({ deleted: z.number() }))`select webhook_prune(${batchSizeMax}, ${at(now)}::timestamptz) as deleted`);
+
+export const PRUNED_TABLES = ['idempotency_keys', 'balance_outbox', 'ledger_outbox', 'gateway_inbox', 'webhook_events'] as const;
 export type PrunedTable = (typeof PRUNED_TABLES)[number];
 
 /**
@@ -75,6 +81,8 @@ export const ROWS_PER_WITHDRAWAL_MAX: Readonly<Record<PrunedTable, number>> = {
   balance_outbox: 4,
   ledger_outbox: 1,
   gateway_inbox: 3,
+  // processing, a final state, perhaps manual or reversed (each with a delivery per endpoint)
+  webhook_events: 4,
 };
 export type PruneRun = Record<PrunedTable, number>;
 
@@ -87,8 +95,9 @@ export async function runPruning(deps: { databases: Databases; config: Config; n
     ['balance_outbox', databases.balance, pruneRelayedOutbox, config.worker.outboxRetentionHours],
     ['ledger_outbox', databases.ledger, pruneRelayedOutbox, config.worker.outboxRetentionHours],
     ['gateway_inbox', databases.balance, pruneGatewayInbox, m.inboxRetentionHours],
+    ['webhook_events', databases.balance, pruneWebhookEvents, 0],
   ];
-  const run = { idempotency_keys: 0, balance_outbox: 0, ledger_outbox: 0, gateway_inbox: 0 };
+  const run = { idempotency_keys: 0, balance_outbox: 0, ledger_outbox: 0, gateway_inbox: 0, webhook_events: 0 };
   for (const [table, db, prune, retentionHours] of plan) {
     while (run[table] < m.pruneRowsPerRunMax) {
       const batch = Math.min(m.pruneBatchSizeMax, m.pruneRowsPerRunMax - run[table]);

@@ -12,6 +12,8 @@ import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
 import { runRecovery } from '../reconcile/recovery.ts';
 import { runProviderChecks } from '../reconcile/providerChecks.ts';
 import { runReconciliation } from '../reconcile/reconcileRun.ts';
+import type { WebhookSender } from '../app/webhooks/webhookDelivery.ts';
+import { sweepDeliveries } from '../app/webhooks/webhookQueries.ts';
 import { runLedgerCheckpoints } from '../reconcile/ledgerCheckpoints.ts';
 import { dayBefore, importFromProvider } from '../reconcile/settlementImport.ts';
 import { runPruning } from './pruning.ts';
@@ -30,6 +32,7 @@ export type TaskDeps = Readonly<{
   psp: PspAdapter;
   drainers: Drainers;
   logger: Logger;
+  webhooks: WebhookSender;
 }>;
 
 const GatewaySubmitPayload = z.object({
@@ -37,6 +40,8 @@ const GatewaySubmitPayload = z.object({
   heldJournalId: z.number().int().positive().nullable().optional(),
   source: z.string().max(64).optional(),
 });
+
+const WebhookDeliverPayload = z.object({ endpointId: z.string().uuid() });
 
 const GatewaySubmitBatchPayload = z.object({
   submits: z.array(GatewaySubmitPayload).min(1).max(1_000),
@@ -157,6 +162,17 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     }
   };
 
+  const webhookDeliver: Task = async (payload, helpers) => {
+    const { endpointId } = parsePayload(WebhookDeliverPayload, payload, helpers);
+    const round = await deps.webhooks.deliverRound(databases.balance, endpointId, helpers.abortSignal);
+    if (round.disabled) deps.logger.warn({ endpointId }, 'webhook endpoint disabled after failing too long');
+  };
+
+  const webhookSweep: Task = async () => {
+    const woken = await sweepDeliveries(databases.balance);
+    if (woken > 0) deps.logger.info({ endpoints: woken }, 'webhook sweep woke endpoints with deliveries waiting');
+  };
+
   const tasks: TaskList = {
     ledger__post: ledgerPost,
     recovery__run: recovery,
@@ -174,6 +190,8 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     worker__watchdog: workerWatchdog,
     outbox__prune: prune,
     ledger__checkpoint: ledgerCheckpoint,
+    webhook__deliver: webhookDeliver,
+    webhook__sweep: webhookSweep,
   };
   return Object.fromEntries(
     Object.entries(tasks).map(([name, task]) => [name, withTimeout(name, task as Task, config.worker.taskTimeoutMs)]),

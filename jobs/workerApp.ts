@@ -15,6 +15,7 @@ import { listenForNotifications } from '../app/outbox/notificationListener.ts';
 import { balanceOutboxRelay, ledgerOutboxRelay } from '../app/outbox/relays.ts';
 import { parsedCronItems, RECOVERY_JOB } from './crontab.ts';
 import { buildTaskList, unlockOverdueJobs, unlockStaleWorkers, type Drainers } from './tasks.ts';
+import { createWebhookSender } from '../app/webhooks/webhookDelivery.ts';
 import { z } from 'zod';
 
 /** How the worker's timer enqueues recovery: the cron's job key and queue (jobs/crontab.ts). */
@@ -110,6 +111,12 @@ export async function startWorkerProcess(deps: {
     logger,
   });
 
+  // outgoing events: at most WEBHOOK_JOBS_MAX delivery rounds at once, always fewer than the slots
+  const webhooks = createWebhookSender({
+    ...config.webhooks,
+    jobsMax: Math.max(1, Math.min(config.webhooks.jobsMax, settings.concurrency - 1)),
+  });
+
   let workerId: string | null = null;
   const events: WorkerEvents = new EventEmitter() as WorkerEvents;
   events.on('pool:create', ({ workerPool }) => {
@@ -125,7 +132,7 @@ export async function startWorkerProcess(deps: {
     maxPoolSize: settings.concurrency + 4,
     noHandleSignals: true,
     pollInterval: 1_000,
-    taskList: buildTaskList({ config, databases, gateway, psp: deps.psp, drainers, logger }),
+    taskList: buildTaskList({ config, databases, gateway, psp: deps.psp, drainers, logger, webhooks }),
     parsedCronItems: deps.cronItems ?? parsedCronItems(),
     logger: graphileLogger(logger),
     events,
@@ -222,6 +229,7 @@ export async function startWorkerProcess(deps: {
         await Promise.allSettled([balanceListener.close(), ledgerListener.close()]);
         await runner.stop();
         await Promise.allSettled(Object.values(drainers).map((drainer) => drainer.stop()));
+        await webhooks.close().catch(() => {});
         if (workerId) {
           await databases.balance.query(sql.unsafe`delete from worker_heartbeats where worker_id = ${workerId}`).catch(() => {});
         }

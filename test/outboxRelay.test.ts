@@ -13,6 +13,7 @@ import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
 import { postLedgerEvents, type RelayedEvent } from '../app/ledger/ledgerPosting.ts';
 import { createLogger } from '../app/logger.ts';
 import { createDrainer } from '../app/outbox/drainer.ts';
+import { createWebhookSender } from '../app/webhooks/webhookDelivery.ts';
 import { buildTaskList } from '../jobs/tasks.ts';
 import { graphileLogger } from '../jobs/workerApp.ts';
 import { allInvariants, crossDatabaseInvariants, ledgerInvariants } from '../reconcile/invariants.ts';
@@ -238,6 +239,7 @@ test.serial(
         gatewayInbox: createDrainer({ name: 'noop' }, async () => 0, logger),
       },
       logger,
+      webhooks: createWebhookSender(quiet.config.webhooks),
     });
     const runJobs = () =>
       runOnce({

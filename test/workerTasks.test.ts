@@ -12,6 +12,7 @@ import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
 import { postLedgerEvents, type RelayedEvent } from '../app/ledger/ledgerPosting.ts';
 import { createLogger } from '../app/logger.ts';
 import { createDrainer, type Drainer } from '../app/outbox/drainer.ts';
+import { createWebhookSender } from '../app/webhooks/webhookDelivery.ts';
 import { buildTaskList, type Drainers, LEDGER_SPLIT_AFTER_ATTEMPTS, TaskTimeoutError } from '../jobs/tasks.ts';
 import { graphileLogger } from '../jobs/workerApp.ts';
 import { journalKindsOf } from './helpers/asyncChecks.ts';
@@ -40,7 +41,8 @@ const idle = (name: string) => createDrainer({ name }, async () => 0, logger);
 function taskList(config: Config, drainers: Drainers): TaskList {
   const { balance, ledger } = system.db.databases;
   const gateway = createGatewayService({ balance, ledger, logger, settings: config.gateway, psp: noPayouts });
-  return buildTaskList({ config, databases: system.db.databases, gateway, psp: noPayouts, drainers, logger });
+  const webhooks = createWebhookSender(config.webhooks);
+  return buildTaskList({ config, databases: system.db.databases, gateway, psp: noPayouts, drainers, logger, webhooks });
 }
 
 /** runOnce with one slot; throws, saying what it waited for, if it does not finish in time */
