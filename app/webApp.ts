@@ -22,7 +22,6 @@ import { dashboardRoutes } from './admin/dashboardRoutes.ts';
 import { reviewRoutes } from './admin/reviewRoutes.ts';
 import { createManualReview } from './admin/manualReview.ts';
 import { consoleRouters } from './admin/consoleRouters.ts';
-import { operatorsOpenApi } from './admin/operatorRoutes.ts';
 import { registerOperationalMetrics } from './admin/operationalMetrics.ts';
 import { createPspHttpAdapter } from './gateway/pspHttpAdapter.ts';
 
@@ -75,7 +74,7 @@ export async function startWebProcess(deps: {
     bodySizeMaxBytes: config.http.bodySizeMaxBytes,
     bodySizeMaxBytesByPath: { '/withdraw/batch': config.http.batchBodySizeMaxBytes },
     routers: [
-      opsRoutes({ databases, metrics, openApiDocument: () => buildOpenApiDocument([operatorsOpenApi]) }),
+      opsRoutes({ databases, metrics, openApiDocument: () => buildOpenApiDocument() }),
       withdrawRoutes({
         auth,
         withdraws,

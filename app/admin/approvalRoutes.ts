@@ -14,15 +14,15 @@ import { approvalView, type Approvals } from './approvals.ts';
 import { bigintId, bigintParam, parse, privateResponse, uuidParam } from './consoleHttp.ts';
 import { operatorOf, requireOperator, type SessionSettings } from './consoleSession.ts';
 
-const ListQuery = z.object({
+export const ListQuery = z.object({
   state: z.enum(['pending', 'decided']).default('pending'),
   before: bigintId.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
 const reason = z.string().trim().min(3).max(500);
-const CreditRequestBody = z.object({ amount: decimalInput, reason });
-const ApproveBody = z.object({ note: z.string().trim().max(500).optional() });
-const RejectBody = z.object({ note: reason });
+export const CreditRequestBody = z.object({ amount: decimalInput, reason });
+export const ApproveBody = z.object({ note: z.string().trim().max(500).optional() });
+export const RejectBody = z.object({ note: reason });
 
 const DONE_AS: Record<string, readonly string[]> = {
   approve: ['approved', 'failed'],

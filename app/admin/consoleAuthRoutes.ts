@@ -33,8 +33,8 @@ import {
 } from './operatorQueries.ts';
 import { hashPassword, PASSWORD_LENGTH_MAX, passwordNeedsRehash, passwordProblem, verifyPassword } from './passwords.ts';
 
-const LoginBody = z.object({ login: z.string().max(64), password: z.string().max(PASSWORD_LENGTH_MAX) });
-const PasswordChangeBody = z.object({ currentPassword: z.string().max(PASSWORD_LENGTH_MAX), newPassword: z.string() });
+export const LoginBody = z.object({ login: z.string().max(64), password: z.string().max(PASSWORD_LENGTH_MAX) });
+export const PasswordChangeBody = z.object({ currentPassword: z.string().max(PASSWORD_LENGTH_MAX), newPassword: z.string() });
 const LOGIN_REFUSED = 'wrong login or password (or the account is locked or disabled)';
 
 export type ConsoleAuthDeps = Readonly<{ db: DatabasePool; settings: Config['console'] }>;

@@ -17,16 +17,16 @@ import { retryJobs } from './dashboardQueries.ts';
 const BULK_RETRY_MAX = 500;
 const DONE = { 'job.retry': 'retried', 'job.cancel': 'cancelled', 'job.reschedule': 'rescheduled' } as const;
 const RESCHEDULE_AHEAD_MAX_MS = 30 * 24 * 3_600_000;
-const ListQuery = z.object({
+export const ListQuery = z.object({
   task: z.string().max(128).optional(),
   state: z.enum(JOB_STATES).optional(),
   before: bigintId.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
 const reason = z.string().trim().min(3).max(500);
-const CancelBody = z.object({ reason });
-const RescheduleBody = z.object({ runAt: z.string().datetime({ offset: true }), reason: reason.optional() });
-const BulkRetryBody = z.object({ jobIds: z.array(bigintId).min(2).max(BULK_RETRY_MAX), reason });
+export const CancelBody = z.object({ reason });
+export const RescheduleBody = z.object({ runAt: z.string().datetime({ offset: true }), reason: reason.optional() });
+export const BulkRetryBody = z.object({ jobIds: z.array(bigintId).min(2).max(BULK_RETRY_MAX), reason });
 
 export function consoleJobRoutes(deps: { db: DatabasePool; approvals: Approvals; session: SessionSettings }): Router {
   const router = express.Router();

@@ -17,27 +17,27 @@ import { bigintId, bigintParam, consoleAudit, parse, privateResponse, uuidParam 
 import { consoleOverview } from './consoleOverviewQueries.ts';
 import { operatorOf, requireOperator, type SessionSettings } from './consoleSession.ts';
 
-const BreaksQuery = z.object({
+export const BreaksQuery = z.object({
   state: z.enum(['open', 'resolved']).default('open'),
   category: z.string().max(100).optional(),
   age: z.enum(BREAK_AGE_BUCKETS).optional(),
   cursor: z.string().max(200).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
-const ResolveBreakBody = z.object({ note: z.string().trim().min(3).max(500) });
-const AuditQuery = z.object({
+export const ResolveBreakBody = z.object({ note: z.string().trim().min(3).max(500) });
+export const AuditQuery = z.object({
   operator: z.string().max(64).optional(),
   subject: z.string().max(200).optional(),
   before: bigintId.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
-const CallsQuery = z.object({
+export const CallsQuery = z.object({
   result: z.enum(['accepted', 'rejected', 'unknown']).optional(),
   before: bigintId.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
-const AccountsQuery = z.object({ userId: z.string().trim().min(1).max(128) });
-const OutboxQuery = z.object({ db: z.enum(['balance', 'ledger']).default('balance') });
+export const AccountsQuery = z.object({ userId: z.string().trim().min(1).max(128) });
+export const OutboxQuery = z.object({ db: z.enum(['balance', 'ledger']).default('balance') });
 const WAITING_SHOWN_MAX = 100;
 
 const AuditRow = zod.object({

@@ -22,16 +22,16 @@ import { operatorOf, requireOperator, type SessionSettings } from './consoleSess
 import type { ManualReview, ProviderVerdict } from './manualReview.ts';
 import type { OrderWithEvidence } from './manualReviewQueries.ts';
 
-const SearchQuery = z.object({
+export const SearchQuery = z.object({
   q: z.string().trim().max(128).optional(),
   status: z.enum(WITHDRAW_STATUSES).optional(),
   cursor: z.string().max(200).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(50),
 });
-const ReviewQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).default(25) });
+export const ReviewQuery = z.object({ limit: z.coerce.number().int().min(1).max(100).default(25) });
 const reason = z.string().trim().min(3).max(500);
-const ResolveBody = z.object({ outcome: z.enum(['success', 'failed']), reason });
-const OverrideBody = z.object({ reason });
+export const ResolveBody = z.object({ outcome: z.enum(['success', 'failed']), reason });
+export const OverrideBody = z.object({ reason });
 // the provider's answer shown with an order is at most this old (asking it for every refresh of
 // every screen would be a load of our own making)
 const PROVIDER_ANSWER_TTL_MS = 30_000;

@@ -7,7 +7,7 @@ import type { DatabasePool } from 'slonik';
 import type { Config } from '../config.ts';
 import { ApiError, okEnvelope } from '../http/apiErrors.ts';
 import type { Auth } from '../http/auth.ts';
-import type { OpenApiExtension } from '../http/openapi.ts';
+import { ALWAYS, AnyData, errors, json, okResponse, SECURITY, type OpenApiExtension } from '../http/openapiShapes.ts';
 import { readBody } from '../http/jsonBody.ts';
 import { z } from '../http/zod.ts';
 import { recordAudit } from './auditLog.ts';
@@ -154,40 +154,48 @@ export function operatorRoutes(deps: Deps): Router {
   return router;
 }
 
-/** The admin-token operator API in the OpenAPI document (the console's own API serves its page). */
+/** The admin-token operator API in the OpenAPI document (the console's own API: app/admin/consoleOpenApi.ts). */
 export const operatorsOpenApi: OpenApiExtension = (registry) => {
-  const security = [{ adminToken: [] }];
+  const security = SECURITY.admin;
+  const tags = ['console'];
   const operatorId = z.object({ operatorId: z.string().regex(/^\d+$/) });
-  const json = <T extends z.ZodTypeAny>(schema: T) => ({ content: { 'application/json': { schema } } });
   registry.registerPath({
     method: 'get',
     path: '/admin/operators',
+    operationId: 'listOperators',
+    tags,
     summary: 'List console operators',
     security,
-    responses: { 200: { description: 'the operators' }, 401: { description: 'no admin token' } },
+    responses: { 200: okResponse('the operators', AnyData), ...errors(401, ...ALWAYS, 503) },
   });
   registry.registerPath({
     method: 'post',
     path: '/admin/operators',
+    operationId: 'createOperator',
+    tags,
     summary: 'Create a console operator (how the first one is made)',
     security,
     request: { body: json(CreateOperatorSchema) },
-    responses: { 201: { description: 'created' }, 400: { description: 'invalid' }, 409: { description: 'login taken' } },
+    responses: { 201: okResponse('created', AnyData), ...errors(400, 401, 409, ...ALWAYS, 503) },
   });
   registry.registerPath({
     method: 'patch',
     path: '/admin/operators/{operatorId}',
+    operationId: 'updateOperator',
+    tags,
     summary: "Change an operator's role or name, disable or enable, unlock",
     security,
     request: { params: operatorId, body: json(UpdateOperatorSchema) },
-    responses: { 200: { description: 'updated' }, 404: { description: 'no such operator' } },
+    responses: { 200: okResponse('updated', AnyData), ...errors(400, 401, 404, ...ALWAYS, 503) },
   });
   registry.registerPath({
     method: 'post',
     path: '/admin/operators/{operatorId}/password',
+    operationId: 'setOperatorPassword',
+    tags,
     summary: "Set an operator's password (ends their sessions)",
     security,
     request: { params: operatorId, body: json(SetPasswordSchema) },
-    responses: { 200: { description: 'password set' }, 404: { description: 'no such operator' } },
+    responses: { 200: okResponse('password set', AnyData), ...errors(400, 401, 404, ...ALWAYS, 503) },
   });
 };
