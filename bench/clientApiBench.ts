@@ -1,4 +1,4 @@
-// `npm run bench:client-api -- [--orders 1000000] [--users 10000] [--requests 1000] [--batches 20]`
+// `npm run bench:client-api -- [--orders 1000000] [--users 10000] [--requests 1000] [--batches 20] [--events 10000]`
 //
 // The client API at volume, on a fresh durable embedded PostgreSQL in a temp folder (a scratch
 // database): both databases migrated; N withdraw orders bulk-loaded with set-based SQL over 90 days
@@ -6,24 +6,35 @@
 // failed, a few open or in manual review); VACUUM ANALYZE; then the real web process on it, and
 // sequential HTTP requests, each scenario timed per request: GET /withdraws pages (a user's first
 // page, deep pages by cursor, filters, an admin's listing), and POST /withdraw/batch with 1,000 items
-// on a funded account. Prints the p50, p99 and max per scenario, and writes the JSON to
-// bench/results/client-api-<time>.json. Run it alone on the machine (the exclusive lock).
+// on a funded account. Then outgoing events: --events orders enter processing (history rows), the
+// relay's fan-out (webhook_enqueue_events, 500 orders a call) makes their events, and graphile-worker
+// delivery jobs with the default WEBHOOK_* settings send them to a real HTTP receiver on this machine
+// that verifies every signature: the delivery rate to one endpoint, then to four at once. Prints the
+// p50, p99 and max per scenario, and writes the JSON to bench/results/client-api-<time>.json. Run it
+// alone on the machine (the exclusive lock).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
+import { Logger as GraphileLogger, run, type Task } from 'graphile-worker';
+import type { DatabasePool } from 'slonik';
 import pg from 'pg';
 import { v7 as uuidv7 } from 'uuid';
 import { loadConfig } from '../app/config.ts';
 import { ensureDatabase, startEmbeddedCluster, temporaryDataDir, type EmbeddedCluster } from '../app/db/embeddedPostgres.ts';
 import { migrateAll } from '../app/db/migrate.ts';
+import { verifyWebhook } from '../app/gateway/webhookSignature.ts';
 import { createDatabases, endDatabases, type Databases } from '../app/db/pools.ts';
 import { signUserToken } from '../app/http/auth.ts';
 import { createLogger } from '../app/logger.ts';
 import { projectRoot } from '../app/paths.ts';
+import { createWebhookSender } from '../app/webhooks/webhookDelivery.ts';
 import { startWebProcess, type WebProcess } from '../app/webApp.ts';
+import type { Config } from '../app/config.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,16 +42,19 @@ const { values: args } = parseArgs({
     users: { type: 'string', default: '10000' },
     requests: { type: 'string', default: '1000' },
     batches: { type: 'string', default: '20' },
+    events: { type: 'string', default: '10000' },
   },
 });
 const ORDERS = Number(args.orders);
 const USERS = Number(args.users);
 const REQUESTS = Number(args.requests);
 const BATCHES = Number(args.batches);
+const EVENTS = Number(args.events);
 if (!Number.isInteger(ORDERS) || ORDERS < 10_000) throw new Error('--orders: at least 10000');
 if (!Number.isInteger(USERS) || USERS < 10 || USERS > ORDERS / 10) throw new Error('--users: 10..orders/10');
 if (!Number.isInteger(REQUESTS) || REQUESTS < 10) throw new Error('--requests: at least 10');
 if (!Number.isInteger(BATCHES) || BATCHES < 1) throw new Error('--batches: at least 1');
+if (!Number.isInteger(EVENTS) || EVENTS < 0 || EVENTS > ORDERS / 2) throw new Error('--events: 0..orders/2 (0: no webhook phase)');
 const WHALE = 'bench-whale';
 const SECRETS = { AUTH_JWT_SECRET: 'bench-jwt-secret-0123456789-abcdefghijklmnop', ADMIN_TOKEN: 'bench-admin-token-0123456789' };
 
@@ -198,6 +212,8 @@ async function main() {
     const users = await Promise.all(Array.from({ length: 50 }, (_, i) => userToken(`bench-${1 + ((i * 197) % (USERS - 1))}`)));
     // warm up: the first requests compile and fill caches
     await timeListing(web, 'warm-up', whale, () => 'limit=50');
+    // one window for the whole walk: a cursor holds the filters it was issued for
+    const windowQuery = `limit=50&createdFrom=${new Date(Date.now() - 60 * 86_400_000).toISOString()}&createdTo=${new Date(Date.now() - 30 * 86_400_000).toISOString()}`;
     const walk = (base: string) => (_i: number, previous: Page['data'] | null) =>
       previous?.nextCursor ? `${base}&cursor=${previous.nextCursor}` : base;
     const timings: Timing[] = [
@@ -206,15 +222,28 @@ async function main() {
       await timeListing(web, 'GET /withdraws walking pages by cursor, the same user', whale, walk('limit=50')),
       await timeListing(web, 'GET /withdraws status=failed, walking pages, the same user', whale, walk('limit=50&status=failed')),
       await timeListing(web, 'GET /withdraws status=manual (0.2%), walking pages, the same user', whale, walk('limit=50&status=manual')),
-      await timeListing(web, 'GET /withdraws a 30-day window, walking pages, the same user', whale, (_i, previous) => {
-        const base = `limit=50&createdFrom=${new Date(Date.now() - 60 * 86_400_000).toISOString()}&createdTo=${new Date(Date.now() - 30 * 86_400_000).toISOString()}`;
-        return previous?.nextCursor ? `${base}&cursor=${previous.nextCursor}` : base;
-      }),
+      await timeListing(web, 'GET /withdraws a 30-day window, walking pages, the same user', whale, walk(windowQuery)),
       await timeListing(web, `GET /withdraws admin, every user, walking pages (${ORDERS} orders)`, admin, walk('limit=50')),
       await timeListing(web, 'GET /withdraws admin, status=failed, walking pages', admin, walk('limit=50&status=failed')),
       await timeListing(web, 'GET /withdraws limit=200, the big user', whale, walk('limit=200')),
     ];
     timings.push(await timeBatches(web, whale));
+    if (EVENTS > 0) {
+      timings.push(
+        await timeDeliveries({ web, config, db: databases.balance, balanceUrl: urls.balanceUrl, endpoints: 1, events: EVENTS, offset: 0 }),
+      );
+      timings.push(
+        await timeDeliveries({
+          web,
+          config,
+          db: databases.balance,
+          balanceUrl: urls.balanceUrl,
+          endpoints: 4,
+          events: EVENTS,
+          offset: EVENTS,
+        }),
+      );
+    }
     const result = {
       at: new Date().toISOString(),
       machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version },
@@ -257,3 +286,121 @@ main().then(
     process.exit(1);
   },
 );
+
+type DeliveryTiming = Timing & { endpoints: number; deliveries: number; perSecond: number };
+
+/** A receiver as a platform service runs one: checks each signature, answers 200, counts events per endpoint path. */
+async function startReceiver(): Promise<{
+  url: (path: string) => string;
+  secrets: Map<string, string>;
+  count: () => number;
+  bad: () => number;
+  close: () => Promise<void>;
+}> {
+  const secrets = new Map<string, string>();
+  const seen = new Set<string>();
+  let bad = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      const secret = secrets.get(req.url ?? '');
+      const header = req.headers['x-signature'];
+      const verified = secret ? verifyWebhook(typeof header === 'string' ? header : undefined, raw, [secret], Date.now() / 1000) : null;
+      if (!verified?.ok) {
+        bad += 1;
+        res.writeHead(401).end();
+        return;
+      }
+      seen.add(`${req.url} ${String(req.headers['x-event-id'])}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: (p) => `http://127.0.0.1:${port}${p}`,
+    secrets,
+    count: () => seen.size,
+    bad: () => bad,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/**
+ * `events` processing orders' changes fanned out to `endpoints` new endpoints and delivered by a
+ * graphile-worker with the web process's WEBHOOK_* settings; timed from the first fan-out call to
+ * the last delivery received. Throws when they have not all arrived within 10 minutes.
+ */
+async function timeDeliveries(p: {
+  web: WebProcess;
+  config: Config;
+  db: DatabasePool;
+  balanceUrl: string;
+  endpoints: number;
+  events: number;
+  offset: number;
+}): Promise<DeliveryTiming> {
+  const receiver = await startReceiver();
+  const client = new pg.Client({ connectionString: p.balanceUrl });
+  await client.connect();
+  const sender = createWebhookSender(p.config.webhooks);
+  const deliver: Task = async (payload, helpers) => {
+    await sender.deliverRound(p.db, (payload as { endpointId: string }).endpointId, helpers.abortSignal);
+  };
+  const concurrency = 8;
+  const runner = await run({
+    connectionString: p.balanceUrl,
+    concurrency,
+    noHandleSignals: true,
+    pollInterval: 1_000,
+    taskList: { webhook__deliver: deliver },
+    logger: new GraphileLogger(() => () => {}),
+  });
+  try {
+    for (let e = 0; e < p.endpoints; e += 1) {
+      const reply = await fetch(`${p.web.url}/admin/webhook-endpoints`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${SECRETS.ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ url: receiver.url(`/e${p.offset}-${e}`), events: ['withdraw.processing'] }),
+      });
+      const body = (await reply.json()) as { data: { secret: string } };
+      if (reply.status !== 201) throw new Error(`register: ${reply.status} ${JSON.stringify(body)}`);
+      receiver.secrets.set(`/e${p.offset}-${e}`, body.data.secret);
+    }
+    // the orders' changes, as the state machine writes them (after the endpoints exist)
+    const { rows } = await client.query<{ id: string }>(
+      `insert into withdraw_status_history (order_id, from_status, to_status, actor, reason)
+       select id, 'init', 'processing', 'job', 'bench: submitted'
+         from (select id from withdraw_orders order by id offset $2 limit $1) o
+       returning order_id as id`,
+      [p.events, p.offset],
+    );
+    if (rows.length !== p.events) throw new Error(`only ${rows.length} orders to announce`);
+    const started = performance.now();
+    for (let i = 0; i < rows.length; i += 500) {
+      await client.query('select webhook_enqueue_events($1::uuid[])', [rows.slice(i, i + 500).map((r) => r.id)]);
+    }
+    const expected = p.events * p.endpoints;
+    const deadline = Date.now() + 600_000;
+    while (receiver.count() < expected) {
+      if (Date.now() > deadline) throw new Error(`waited 10 minutes for ${expected} deliveries; ${receiver.count()} arrived`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const ms = performance.now() - started;
+    if (receiver.bad() > 0) throw new Error(`${receiver.bad()} deliveries with a bad signature`);
+    const perSecond = Math.round((expected / ms) * 1000);
+    const scenario = `webhooks: ${p.events} events to ${p.endpoints} endpoint(s), delivered (${perSecond}/s)`;
+    return { ...summarize(scenario, [ms], expected), endpoints: p.endpoints, deliveries: expected, perSecond };
+  } finally {
+    await runner.stop();
+    await sender.close();
+    await client.end();
+    await receiver.close();
+  }
+}
