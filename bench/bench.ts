@@ -1,262 +1,178 @@
-// `npm run bench -- [--duration S] [--connections C] [--users U] [--e2e N] [--backlog N] [--workers K]`
+// `npm run bench -- [--quick] [--label NAME] [--duration S] [--connections C] [--users U] [--e2e N]
+//                   [--backlog N] [--workers K] [--latency-rate R] [--sustained-rate R] [--sustained S]
+//                   [--skip phase,phase]`
 //
-// On a fresh embedded PostgreSQL (durable settings, as in production) with web, K workers and
-// the provider simulator as real processes:
-//   A. POST /withdraw throughput and latency for S seconds with C connections (autocannon), the
-//      worker draining the async path at the same time, as in production;
-//   B. end to end: N withdrawals fired with C in flight, timed from the first request to the last
-//      final state, with per-order latency (created → success) read from the database.
-// Prints a report; numbers go in the issue notes, never in test assertions.
+// What a withdrawal costs, measured from outside on this machine, every process real: an embedded
+// PostgreSQL of its own (fsync and synchronous_commit on, as in production; pg_stat_statements
+// loaded), web, K workers and the provider simulator. Phases:
+//   ceiling      pgbench: the reservation as one prepared statement, 64 clients (the same cluster)
+//   accept       POST /withdraw for S seconds with C connections while the worker drains
+//   endToEnd     N withdrawals, C in flight, first request → every order final: throughput, latency,
+//                and per withdrawal CPU-ms of every process, WAL, statements, transactions, rows, lock waits
+//   endToEndWithFaults   the same with the mild fault profile of the simulator
+//   pipeline     N withdrawals queued with the workers stopped, then drained
+//   latency      R/s offered (open loop): accept → processing and notify → final
+//   sustained    R/s offered for S seconds: how many reach success within the window; invariants after
+// Writes bench/results/<timestamp>[-label].json and .md, and latest.json / latest.md. Never run as
+// a timed assertion in `npm test`; `--quick` only proves the harness works (.ci/run).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
-import pg from 'pg';
-import { v4 as uuidv4, v7 as uuidv7 } from 'uuid';
-import { loadConfig, processEnvironment } from '../app/config.ts';
-import { temporaryDataDir } from '../app/db/embeddedPostgres.ts';
-import { signUserToken } from '../app/http/auth.ts';
-import { createLogger } from '../app/logger.ts';
-import { launchSystem, type LaunchedSystem } from '../app/supervisor.ts';
+import { projectRoot } from '../app/paths.ts';
+import { renderMarkdown } from './benchReport.ts';
+import {
+  checkInvariants,
+  peakRss,
+  phaseAccept,
+  phaseCeiling,
+  phaseEndToEnd,
+  phaseLatency,
+  phasePipeline,
+  phaseSustained,
+  type Log,
+} from './benchPhases.ts';
+import { BENCH_CHILD_ENV, seedUsers, startBenchSystem, waitForQuiet, waitForQuietMachine } from './benchSystem.ts';
+import { pgbenchVersion } from './ceiling.ts';
 
 const { values: args } = parseArgs({
   options: {
-    duration: { type: 'string', default: '10' },
+    quick: { type: 'boolean', default: false },
+    label: { type: 'string' },
+    duration: { type: 'string' },
     connections: { type: 'string', default: '64' },
-    users: { type: 'string', default: '200' },
-    e2e: { type: 'string', default: '1000' },
+    users: { type: 'string' },
+    e2e: { type: 'string' },
+    backlog: { type: 'string' },
     workers: { type: 'string', default: '1' },
-    backlog: { type: 'string', default: '3000' },
+    'latency-rate': { type: 'string' },
+    'sustained-rate': { type: 'string' },
+    sustained: { type: 'string' },
+    ceiling: { type: 'string' },
+    skip: { type: 'string', default: '' },
   },
 });
-const durationSeconds = Number(args.duration);
-const connections = Number(args.connections);
-const userCount = Number(args.users);
-const e2eCount = Number(args.e2e);
-const workers = Number(args.workers);
-const backlogCount = Number(args.backlog);
+const quick = args.quick;
+const pick = (value: string | undefined, full: number, fast: number) => (value === undefined ? (quick ? fast : full) : Number(value));
+const settings = {
+  quick,
+  ceilingS: pick(args.ceiling, 15, 3),
+  acceptS: pick(args.duration, 15, 3),
+  connections: Number(args.connections),
+  users: pick(args.users, 200, 20),
+  e2e: pick(args.e2e, 5000, 300),
+  backlog: pick(args.backlog, 5000, 300),
+  workers: Number(args.workers),
+  latencyRate: pick(args['latency-rate'], 500, 100),
+  latencyS: quick ? 3 : 20,
+  sustainedRate: pick(args['sustained-rate'], 1000, 100),
+  sustainedS: pick(args.sustained, 60, 3),
+  skip: new Set(args.skip.split(',').filter(Boolean)),
+  childEnv: BENCH_CHILD_ENV,
+};
 
-const log = (message: string) => process.stderr.write(`${message}\n`);
+const log: Log = (message) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${message}\n`);
 
-async function admin(system: LaunchedSystem, token: string, path: string, body: unknown) {
-  const response = await fetch(`${system.webUrl}${path}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  const json = (await response.json()) as { code: number; data: Record<string, string> };
-  if (json.code !== 0) throw new Error(`${path}: ${JSON.stringify(json)}`);
-  return json.data;
-}
-
-async function seedUsers(system: LaunchedSystem, adminToken: string, jwtSecret: string) {
-  const users: Array<{ userId: string; token: string }> = [];
-  for (let i = 0; i < userCount; i += 1) {
-    const userId = `bench-${i}`;
-    const account = await admin(system, adminToken, '/admin/accounts', { userId, currency: 'USD' });
-    await admin(system, adminToken, `/admin/accounts/${account.accountId}/credits`, { amount: '10000000.00', transactionId: uuidv4() });
-    users.push({ userId, token: await signUserToken(jwtSecret, userId) });
-  }
-  return users;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-async function waitForQuiet(client: pg.Client, timeoutMs: number): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    const { rows } = await client.query<{ n: number }>(`
-      select ((select count(*) from withdraw_orders where status in ('init', 'processing'))
-            + (select count(*) from outbox where relayed_at is null)
-            + (select count(*) from graphile_worker.jobs where task_identifier in ('ledger__post', 'gateway__submit', 'gateway__submit_batch')))::int as n`);
-    if (rows[0]!.n === 0) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`not quiet after ${timeoutMs} ms (${rows[0]!.n} pending)`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+function git(...argv: string[]): string | null {
+  try {
+    return execFileSync('git', argv, { cwd: projectRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
   }
 }
 
-async function phaseHotPath(system: LaunchedSystem, users: Array<{ token: string }>) {
-  let next = 0;
-  const result = await autocannon({
-    url: system.webUrl,
-    connections,
-    duration: durationSeconds,
-    requests: [
-      {
-        method: 'POST',
-        path: '/withdraw',
-        setupRequest: (request) => {
-          const user = users[next++ % users.length]!;
-          return {
-            ...request,
-            headers: {
-              'content-type': 'application/json',
-              authorization: `Bearer ${user.token}`,
-              'idempotent-key': uuidv7(),
-            },
-            body: JSON.stringify({ toAccountId: 'bench-bank', amount: '0.01' }),
-          };
-        },
-      },
-    ],
-  });
+async function machine(bench: Awaited<ReturnType<typeof startBenchSystem>>) {
+  const { rows } = await bench.admin.query<{ version: string }>('select version()');
   return {
-    requests: result.requests.total,
-    requestsPerSecond: result.requests.average,
-    latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
+    cores: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGb: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    postgres: rows[0]!.version.split(' on ')[0],
+    pgbench: await pgbenchVersion(),
+    durability: { fsync: 'on', synchronousCommit: 'on' },
+    loadAverageAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
   };
 }
 
-async function phaseEndToEnd(system: LaunchedSystem, users: Array<{ token: string }>, client: pg.Client) {
-  const startedAt = new Date();
-  const t0 = performance.now();
-  let issued = 0;
-  let rejected = 0;
-  const orderIds: string[] = [];
-  const fire = async () => {
-    while (issued < e2eCount) {
-      const user = users[issued % users.length]!;
-      issued += 1;
-      const response = await fetch(`${system.webUrl}/withdraw`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${user.token}`, 'idempotent-key': uuidv7(), 'content-type': 'application/json' },
-        body: JSON.stringify({ toAccountId: 'bench-bank', amount: '0.02' }),
-      });
-      const body = (await response.json()) as { data?: { withdrawOrderId?: string } };
-      if (response.status === 202 && body.data?.withdrawOrderId) orderIds.push(body.data.withdrawOrderId);
-      else rejected += 1;
-    }
-  };
-  await Promise.all(Array.from({ length: connections }, fire));
-  const requestsDoneMs = performance.now() - t0;
-  for (;;) {
-    const { rows } = await client.query<{ open: number }>(
-      `select count(*)::int as open from withdraw_orders where id = any($1::uuid[]) and status not in ('success', 'failed', 'manual')`,
-      [orderIds],
-    );
-    if (rows[0]!.open === 0) break;
-    if (performance.now() - t0 > 300_000) throw new Error(`${rows[0]!.open} orders still open after 300 s`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  const allFinalMs = performance.now() - t0;
-  const { rows } = await client.query<{ status: string; ms: number }>(
-    `select o.status, extract(epoch from (o.updated_at - o.created_at)) * 1000 as ms
-       from withdraw_orders o where o.id = any($1::uuid[])`,
-    [orderIds],
-  );
-  const latencies = rows.map((r) => Number(r.ms)).sort((a, b) => a - b);
-  const statuses: Record<string, number> = {};
-  for (const r of rows) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
-  return {
-    orders: orderIds.length,
-    rejected,
-    startedAt: startedAt.toISOString(),
-    requestsDoneMs: Math.round(requestsDoneMs),
-    firstRequestToLastFinalMs: Math.round(allFinalMs),
-    withdrawalsPerSecond: Math.round((orderIds.length / allFinalMs) * 1000),
-    createdToFinalMs: {
-      p50: Math.round(percentile(latencies, 50)),
-      p99: Math.round(percentile(latencies, 99)),
-      max: Math.round(latencies.at(-1) ?? NaN),
-    },
-    statuses,
-  };
-}
-
-/**
- * C. The asynchronous pipeline alone: withdrawals created while the workers are stopped, then the
- * workers started and timed until every order is final (relays, ledger, provider, callbacks).
- */
-async function phaseBacklog(system: LaunchedSystem, users: Array<{ token: string }>, client: pg.Client) {
-  const workerNames = system.children.filter((c) => c.name.startsWith('worker-')).map((c) => c.name);
-  for (const name of workerNames) {
-    system.child(name).autoRestart = false;
-    await system.kill(name, 'SIGTERM');
-  }
-  let issued = 0;
-  const fire = async () => {
-    while (issued < backlogCount) {
-      const user = users[issued % users.length]!;
-      issued += 1;
-      const response = await fetch(`${system.webUrl}/withdraw`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${user.token}`, 'idempotent-key': uuidv7(), 'content-type': 'application/json' },
-        body: JSON.stringify({ toAccountId: 'bench-bank', amount: '0.03' }),
-      });
-      await response.text();
-    }
-  };
-  await Promise.all(Array.from({ length: connections }, fire));
-  const t0 = performance.now();
-  for (const name of workerNames) {
-    system.child(name).autoRestart = true;
-    system.start(name);
-  }
-  const drainMs = await waitForQuiet(client, 600_000);
-  return {
-    orders: backlogCount,
-    drainMs: Math.round(drainMs),
-    withdrawalsPerSecond: Math.round((backlogCount / (performance.now() - t0)) * 1000),
-  };
+function writeResults(report: Record<string, unknown>): string {
+  const dir = path.join(projectRoot, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[:]/g, '-')
+    .replace(/\.\d+Z$/, 'Z');
+  const name = [stamp, quick ? 'quick' : null, args.label ?? null].filter(Boolean).join('-');
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  const markdown = renderMarkdown(report, name);
+  writeFileSync(path.join(dir, `${name}.json`), json);
+  writeFileSync(path.join(dir, `${name}.md`), markdown);
+  writeFileSync(path.join(dir, 'latest.json'), json);
+  writeFileSync(path.join(dir, 'latest.md'), markdown);
+  return path.join(dir, `${name}.json`);
 }
 
 async function main() {
-  const dataDir = await temporaryDataDir('withdraw-bench-');
-  const config = loadConfig({
-    ...processEnvironment(),
-    PORT: '0',
-    PSP_SIM_PORT: '0',
-    EMBEDDED_PG_DIR: dataDir,
-    EMBEDDED_PG_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
-    LOG_LEVEL: processEnvironment().LOG_LEVEL ?? 'error',
-    NODE_ENV: 'production',
-    BALANCE_DATABASE_URL: '',
-    LEDGER_DATABASE_URL: '',
-    PSP_BASE_URL: '',
-  });
-  const logger = createLogger({ level: 'warn', name: 'bench' });
-  log(`starting: embedded PostgreSQL in ${dataDir}, web, ${workers} worker(s), simulator`);
-  const system = await launchSystem({ config, logger, workers, stdio: 'inherit', autoRestart: false });
-  const client = new pg.Client({ connectionString: system.urls.balanceUrl });
+  if (!(await pgbenchVersion())) throw new Error('pgbench is not installed: apt-get install postgresql-client (see .ci/run)');
+  const startedAt = new Date().toISOString();
+  const bench = await startBenchSystem({ workers: settings.workers, log, childEnv: settings.childEnv });
+  const report: Record<string, unknown> = {
+    startedAt,
+    commit: git('rev-parse', '--short', 'HEAD'),
+    dirty: (git('status', '--porcelain', '--untracked-files=no') ?? '') !== '',
+    label: args.label ?? null,
+    settings: { ...settings, skip: [...settings.skip] },
+  };
   try {
-    await system.waitForReady(60_000);
-    await client.connect();
-    log(`seeding ${userCount} funded users`);
-    const users = await seedUsers(system, config.auth.adminToken, config.auth.jwtSecret);
-    if (workers > 0) await waitForQuiet(client, 60_000);
-
-    log(`A: POST /withdraw for ${durationSeconds} s, ${connections} connections`);
-    const hotPath = await phaseHotPath(system, users);
-    log(`   ${Math.round(hotPath.requestsPerSecond)} req/s, p50 ${hotPath.latencyMs.p50} ms, p99 ${hotPath.latencyMs.p99} ms; draining`);
-    if (workers === 0) {
-      process.stdout.write(
-        `${JSON.stringify({ settings: { durationSeconds, connections, users: userCount, workers }, hotPath }, null, 2)}\n`,
-      );
-      return;
-    }
-    const drainMs = await waitForQuiet(client, 600_000);
-
-    log(`B: ${e2eCount} withdrawals end to end, ${connections} in flight`);
-    const endToEnd = await phaseEndToEnd(system, users, client);
-    await waitForQuiet(client, 600_000);
-    log(`C: ${backlogCount} withdrawals queued with the workers stopped, then drained`);
-    const pipeline = backlogCount > 0 ? await phaseBacklog(system, users, client) : null;
-    const report = {
-      machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
-      settings: { durationSeconds, connections, users: userCount, workers, e2e: e2eCount },
-      hotPath: { ...hotPath, drainAfterMs: drainMs },
-      endToEnd,
-      pipeline,
+    report.machine = await machine(bench);
+    // other users of the machine (a compiler, a test run outside the lock) would be measured too
+    const quietWaitMs = quick ? 0 : 180_000;
+    const waited: Record<string, number> = { ceiling: await waitForQuietMachine(bench, quietWaitMs, log) };
+    report.waitedForQuietMachineMs = waited;
+    const ceiling = await phaseCeiling(bench, settings.ceilingS, log);
+    report.ceiling = ceiling;
+    log(`seeding ${settings.users} funded users`);
+    const users = await seedUsers(bench, settings.users);
+    await waitForQuiet(bench, 120_000);
+    let rss = { webMb: 0, workerMb: 0 };
+    const run = async <T>(name: string, phase: () => Promise<T>): Promise<T | null> => {
+      if (settings.skip.has(name)) return null;
+      waited[name] = await waitForQuietMachine(bench, quietWaitMs, log);
+      const result = await phase();
+      rss = peakRss(bench, rss);
+      return result;
     };
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    const accept = await run('accept', () =>
+      phaseAccept(bench, users, { durationS: settings.acceptS, connections: settings.connections }, log),
+    );
+    report.accept = accept && { ...accept, ratioToCeiling: Math.round((accept.rps / ceiling.tps) * 1000) / 1000 };
+    const e2e = { connections: settings.connections, count: settings.e2e, quick };
+    const endToEnd = await run('endToEnd', () => phaseEndToEnd(bench, users, { ...e2e, faults: false }, log));
+    report.endToEnd = endToEnd;
+    report.endToEndWithFaults = await run('endToEndWithFaults', () => phaseEndToEnd(bench, users, { ...e2e, faults: true }, log));
+    report.pipeline = await run('pipeline', () =>
+      phasePipeline(bench, users, { count: settings.backlog, connections: settings.connections }, log),
+    );
+    report.latency = await run('latency', () =>
+      phaseLatency(bench, users, { rate: settings.latencyRate, durationS: settings.latencyS }, log),
+    );
+    report.sustained = await run('sustained', () =>
+      phaseSustained(bench, users, { rate: settings.sustainedRate, durationS: settings.sustainedS, quick }, log),
+    );
+    if (!report.sustained) report.checks = await checkInvariants(bench);
+    // the headline figures, from the fault-free end-to-end phase (the accept phase for lock waits)
+    report.cpuMsPerWithdrawal = endToEnd?.cpuMsPerWithdrawal ?? null;
+    report.walBytesPerWithdrawal = endToEnd?.walBytesPerWithdrawal ?? null;
+    report.statementsPerWithdrawal = endToEnd?.statementsPerWithdrawal ?? null;
+    report.rowsWrittenPerWithdrawal = endToEnd?.rowsWrittenPerWithdrawal ?? null;
+    report.lockWaitMsPerWithdrawal = accept?.lockWaitMsPerRequest ?? endToEnd?.lockWaitMsPerWithdrawal ?? null;
+    report.rss = rss;
   } finally {
-    await client.end().catch(() => {});
-    await system.stop();
+    await bench.stop().catch((error: unknown) => log(`stopping: ${String(error)}`));
   }
+  const file = writeResults(report);
+  log(`results: ${path.relative(projectRoot, file)} (and bench/results/latest.json, latest.md)`);
 }
 
 main().then(

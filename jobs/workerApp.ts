@@ -5,7 +5,7 @@ import os from 'node:os';
 import { Logger as GraphileLogger, type ParsedCronItem, run, type Runner, type WorkerEvents } from 'graphile-worker';
 import { sql } from 'slonik';
 import type { Config } from '../app/config.ts';
-import type { Databases } from '../app/db/pools.ts';
+import { withApplicationName, type Databases } from '../app/db/pools.ts';
 import { drainInboxOnce } from '../app/gateway/inboxDrain.ts';
 import { createGatewayService } from '../app/gateway/gatewayService.ts';
 import type { PspAdapter } from '../app/gateway/pspAdapter.ts';
@@ -127,7 +127,8 @@ export async function startWorkerProcess(deps: {
   });
 
   const runner: Runner = await run({
-    connectionString: deps.balanceUrl,
+    // its own pool, named so that its backends can be told from the task pools' (pg_stat_activity)
+    connectionString: withApplicationName(deps.balanceUrl, 'withdraw-worker-queue'),
     concurrency: settings.concurrency,
     maxPoolSize: settings.concurrency + 4,
     noHandleSignals: true,

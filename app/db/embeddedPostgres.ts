@@ -19,6 +19,8 @@ export type EmbeddedClusterOptions = Readonly<{
   /** Test clusters trade durability for speed; `npm start` keeps fsync on. */
   durable: boolean;
   maxConnections?: number;
+  /** extra server settings (`-c name=value`), e.g. shared_preload_libraries for the benchmark */
+  settings?: Readonly<Record<string, string>>;
   log?: (line: string) => void;
 }>;
 
@@ -77,6 +79,7 @@ export async function startEmbeddedCluster(options: EmbeddedClusterOptions): Pro
     '-c',
     'shared_buffers=256MB',
     ...(options.durable ? [] : ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']),
+    ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
   ];
   const EmbeddedPostgresClass = await loadEmbeddedPostgres();
   const instance = new EmbeddedPostgresClass({

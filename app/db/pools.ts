@@ -117,7 +117,8 @@ function withSessionRole(url: string, role: string | null): string {
   return parsed.toString();
 }
 
-function withApplicationName(url: string, applicationName: string): string {
+/** The URL with application_name set (unless it names one already): every connection says whose it is. */
+export function withApplicationName(url: string, applicationName: string): string {
   const parsed = new URL(url);
   if (!parsed.searchParams.has('application_name')) parsed.searchParams.set('application_name', applicationName);
   return parsed.toString();
