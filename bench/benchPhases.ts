@@ -5,7 +5,7 @@ import { createDatabases, endDatabases } from '../app/db/pools.ts';
 import { allInvariants } from '../reconcile/invariants.ts';
 import { verifyLedger } from '../reconcile/ledgerVerify.ts';
 import { CEILING_DB, setFaults, waitForQuiet, type BenchSystem } from './benchSystem.ts';
-import { runPgbench } from './ceiling.ts';
+import { PLACE_ORDER_SCRIPT, RESERVATION_SCRIPT, runPgbench } from './ceiling.ts';
 import type { CpuWindow } from './cpuMeter.ts';
 import { createLoadgen, percentile, type BenchUser, type LoadResult } from './loadgen.ts';
 import { createLockWaitSampler, type CountersWindow } from './pgCounters.ts';
@@ -22,16 +22,23 @@ const round = (value: number, digits = 2) => {
 export const MILD_FAULTS = { errorRate: 0.02, failAfterAcceptRate: 0.02, duplicateCallbackRate: 0.05, dropCallbackRate: 0.01 };
 const NO_FAULTS = { errorRate: 0, failAfterAcceptRate: 0, duplicateCallbackRate: 0, dropCallbackRate: 0 };
 
+async function pgbenchRun(bench: BenchSystem, durationS: number, script: string) {
+  const end = await bench.cpu.window();
+  const run = await runPgbench({ ...bench.pgConnection, database: CEILING_DB, clients: 64, durationS, script });
+  const cpu = await end();
+  // everything PostgreSQL spent meanwhile (the system is idle): backends and background
+  const pgMs = cpu.postgres + cpu.postgresByClient.ceiling;
+  return { ...run, tps: round(run.tps, 0), pgCpuMsPerTx: round(pgMs / run.transactions, 3), foreignMs: round(cpu.foreignMs, 0) };
+}
+
 export async function phaseCeiling(bench: BenchSystem, durationS: number, log: Log) {
   log(`ceiling: pgbench, the reservation as one prepared statement, 64 clients, ${durationS} s`);
-  const end = await bench.cpu.window();
-  const run = await runPgbench({ ...bench.pgConnection, database: CEILING_DB, clients: 64, durationS });
-  const cpu = await end();
-  // everything PostgreSQL spent meanwhile (the system is not started yet): backends and background
-  const pgMs = cpu.postgres + cpu.postgresByClient.ceiling;
-  const result = { ...run, tps: round(run.tps, 0), pgCpuMsPerTx: round(pgMs / run.transactions, 3), foreignMs: round(cpu.foreignMs, 0) };
-  log(`   ${result.tps} TPS, ${result.pgCpuMsPerTx} PostgreSQL CPU-ms per transaction`);
-  return result;
+  const reservation = await pgbenchRun(bench, durationS, RESERVATION_SCRIPT);
+  log(`   ${reservation.tps} TPS, ${reservation.pgCpuMsPerTx} PostgreSQL CPU-ms per transaction`);
+  log(`ceiling: an order placed as one prepared statement (reservation, order, key, outbox event), ${durationS} s`);
+  const placeOrder = await pgbenchRun(bench, durationS, PLACE_ORDER_SCRIPT);
+  log(`   ${placeOrder.tps} TPS, ${placeOrder.pgCpuMsPerTx} PostgreSQL CPU-ms per transaction`);
+  return { ...reservation, placeOrder };
 }
 
 export function perWithdrawal(cpu: CpuWindow, count: number) {

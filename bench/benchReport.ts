@@ -53,6 +53,7 @@ export function renderMarkdown(report: Json, name: string): string {
     '| figure | value |',
     '|---|---|',
     `| ceiling (pgbench, the reservation as one prepared statement) | ${show(get(report, 'ceiling', 'tps'))} TPS, ${show(get(report, 'ceiling', 'pgCpuMsPerTx'))} PostgreSQL CPU-ms/tx |`,
+    `| an order placed as one prepared statement (pgbench) | ${show(get(report, 'ceiling', 'placeOrder', 'tps'))} TPS, ${show(get(report, 'ceiling', 'placeOrder', 'pgCpuMsPerTx'))} PostgreSQL CPU-ms/tx |`,
     `| accept, the worker draining | ${show(get(report, 'accept', 'rps'))} req/s (${show(get(report, 'accept', 'ratioToCeiling'))} × ceiling), p50 ${show(get(report, 'accept', 'p50Ms'))} ms, p99 ${show(get(report, 'accept', 'p99Ms'))} ms, ${show(get(report, 'accept', 'errors'))} errors |`,
     `| hot-path lock wait (accept phase) | ${show(report.lockWaitMsPerWithdrawal)} ms per request |`,
     `| end to end | ${show(get(report, 'endToEnd', 'perSec'))}/s, created → final p99 ${show(get(report, 'endToEnd', 'createdToFinalP99Ms'))} ms |`,

@@ -1,7 +1,8 @@
 // The ceiling: what this cluster does when a withdrawal's reservation is nothing but ONE prepared
-// statement — claim the idempotency key, reserve on the account, insert the order and its outbox
-// event, in a CTE — driven by pgbench (Debian's postgresql-client) with 64 clients. A database of
-// its own, cloned from the migrated Balance DB, so the real tables, indexes and triggers pay.
+// statement (the guarded update of the account), driven by pgbench (Debian's postgresql-client)
+// with 64 clients; and, for comparison, an order placed as one statement (a CTE: the reservation,
+// the order, its idempotency key and its outbox event). A database of its own, cloned from the
+// migrated Balance DB, so the real tables, indexes and triggers pay.
 import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,7 +14,13 @@ const run = promisify(execFile);
 
 export const CEILING_ACCOUNTS = 200;
 
-export const CEILING_SCRIPT = `\\set n random(1, ${CEILING_ACCOUNTS})
+export const RESERVATION_SCRIPT = `\\set n random(1, ${CEILING_ACCOUNTS})
+update accounts set available_minor = available_minor - 1, reserved_minor = reserved_minor + 1,
+       version = version + 1, updated_at = now()
+ where user_id = 'ceiling-' || :n and currency = 'USD' and status = 'active' and available_minor >= 1;
+`;
+
+export const PLACE_ORDER_SCRIPT = `\\set n random(1, ${CEILING_ACCOUNTS})
 with a as (
   update accounts set available_minor = available_minor - 1, reserved_minor = reserved_minor + 1,
          version = version + 1, updated_at = now()
@@ -75,10 +82,11 @@ export async function runPgbench(options: {
   database: string;
   clients: number;
   durationS: number;
+  script: string;
 }): Promise<CeilingRun> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'withdraw-ceiling-'));
-  const script = path.join(dir, 'reservation.sql');
-  await writeFile(script, CEILING_SCRIPT);
+  const script = path.join(dir, 'ceiling.sql');
+  await writeFile(script, options.script);
   const { stdout } = await run(
     'pgbench',
     [
