@@ -160,7 +160,11 @@ async function main() {
     report.sustained = await run('sustained', () =>
       phaseSustained(bench, users, { rate: settings.sustainedRate, durationS: settings.sustainedS, quick }, log),
     );
-    if (!report.sustained) report.checks = await checkInvariants(bench);
+    if (!report.sustained) {
+      // I5 compares the two databases: only once nothing is in flight
+      await waitForQuiet(bench, 900_000);
+      report.checks = await checkInvariants(bench);
+    }
     // the headline figures, from the fault-free end-to-end phase (the accept phase for lock waits)
     report.cpuMsPerWithdrawal = endToEnd?.cpuMsPerWithdrawal ?? null;
     report.walBytesPerWithdrawal = endToEnd?.walBytesPerWithdrawal ?? null;

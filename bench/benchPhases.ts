@@ -189,11 +189,12 @@ export async function phaseEndToEnd(
   const load = await loadgen.closedLoop(settings.count, settings.connections, '0.02', (done) => log(`   … ${done} accepted`));
   await waitForFinal(bench, load.orderIds, 900_000, log);
   const allFinalMs = performance.now() - t0;
-  const cpu = await endCpu();
   await locks.stop();
   await loadgen.close();
-  await setFaults(bench, NO_FAULTS);
+  // the whole life of every withdrawal: until nothing is left (the last settlements, relays, jobs)
   await waitForQuiet(bench, 900_000);
+  const cpu = await endCpu();
+  await setFaults(bench, NO_FAULTS);
   const countersAfter = await settleCounters(bench, settings.quick);
   const finals = await finalLatencies(bench, load.orderIds);
   const n = load.orderIds.length;
@@ -302,6 +303,7 @@ export async function phaseSustained(
   await loadgen.close();
   await waitForFinal(bench, load.orderIds, 900_000, log);
   const drainAfterMs = Date.now() - offeredUntil;
+  await waitForQuiet(bench, 900_000);
   const cpu = await endCpu();
   const { rows } = await bench.balance.query<{ inWindow: number; success: number }>(
     `select count(*) filter (where status = 'success' and updated_at <= to_timestamp($2::float8 / 1000))::int as "inWindow",
@@ -310,7 +312,6 @@ export async function phaseSustained(
     [load.orderIds, offeredUntil],
   );
   const accept = [...load.latenciesMs].sort((a, b) => a - b);
-  await waitForQuiet(bench, 900_000);
   const checks = await checkInvariants(bench);
   const result = {
     offeredPerSec: settings.rate,
