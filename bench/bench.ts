@@ -130,18 +130,31 @@ async function main() {
     const quietWaitMs = quick ? 0 : 180_000;
     const waited: Record<string, number> = { ceiling: await waitForQuietMachine(bench, quietWaitMs, log) };
     report.waitedForQuietMachineMs = waited;
-    const ceiling = await phaseCeiling(bench, settings.ceilingS, log);
+    let ceiling = await phaseCeiling(bench, settings.ceilingS, log);
+    for (let attempt = 2; !quick && attempt <= 3 && ceiling.foreignMs > 200 * settings.ceilingS; attempt += 1) {
+      log(`   other processes took ${Math.round(ceiling.foreignMs / settings.ceilingS) / 1000} cores meanwhile: the ceiling again`);
+      waited.ceiling = (waited.ceiling ?? 0) + (await waitForQuietMachine(bench, quietWaitMs, log));
+      ceiling = await phaseCeiling(bench, settings.ceilingS, log);
+    }
     report.ceiling = ceiling;
     log(`seeding ${settings.users} funded users`);
     const users = await seedUsers(bench, settings.users);
     await waitForQuiet(bench, 120_000);
     let rss = { webMb: 0, workerMb: 0 };
-    const run = async <T>(name: string, phase: () => Promise<T>): Promise<T | null> => {
+    // a phase that other users of the machine disturbed (more than a fifth of a core, on average) is run again
+    const foreignCoresMax = 0.2;
+    const run = async <T extends object>(name: string, phase: () => Promise<T>, attemptsMax = 3): Promise<T | null> => {
       if (settings.skip.has(name)) return null;
-      waited[name] = await waitForQuietMachine(bench, quietWaitMs, log);
-      const result = await phase();
-      rss = peakRss(bench, rss);
-      return result;
+      for (let attempt = 1; ; attempt += 1) {
+        waited[name] = (waited[name] ?? 0) + (await waitForQuietMachine(bench, quietWaitMs, log));
+        const end = await bench.cpu.window();
+        const result = await phase();
+        const window = await end();
+        rss = peakRss(bench, rss);
+        const foreignCores = Math.round((window.foreignMs / Math.max(1, window.wallMs)) * 100) / 100;
+        if (quick || foreignCores <= foreignCoresMax || attempt >= attemptsMax) return { ...result, foreignCores, attempts: attempt };
+        log(`   other processes took ${foreignCores} cores meanwhile: ${name} again`);
+      }
     };
     const accept = await run('accept', () =>
       phaseAccept(bench, users, { durationS: settings.acceptS, connections: settings.connections }, log),
@@ -157,8 +170,10 @@ async function main() {
     report.latency = await run('latency', () =>
       phaseLatency(bench, users, { rate: settings.latencyRate, durationS: settings.latencyS }, log),
     );
-    report.sustained = await run('sustained', () =>
-      phaseSustained(bench, users, { rate: settings.sustainedRate, durationS: settings.sustainedS, quick }, log),
+    report.sustained = await run(
+      'sustained',
+      () => phaseSustained(bench, users, { rate: settings.sustainedRate, durationS: settings.sustainedS, quick }, log),
+      1,
     );
     if (!report.sustained) {
       // I5 compares the two databases: only once nothing is in flight
