@@ -216,7 +216,7 @@ async function loadLedger(url: string, anchor: string): Promise<void> {
       insert into journal_transactions (id, transaction_id, kind, source, created_at) overriding system value
       select id, transaction_id, kind, source, at from bench_journals order by at, id`,
     );
-    // debit first, then credit, as ledger_post_journal appends them
+    // debit first, then credit, as ledger_post writes a journal's entries
     await step(
       client,
       'staging postings',

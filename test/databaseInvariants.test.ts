@@ -384,54 +384,55 @@ test.serial('when entries or journal transactions are updated, deleted or trunca
 });
 
 test.serial(
-  'when a journal transaction is written by hand unbalanced or with one entry, then COMMIT fails; balanced, it commits',
+  'when a journal transaction is written by hand unbalanced, with one entry, or apart from its entries, then the statement fails; balanced in one statement, it commits',
   async (t) => {
     const { rows: accounts } = await ledger.query<{ id: string }>(
       `insert into ledger_accounts (code, kind, currency) values ('funding:HAND1', 'funding', 'USD'), ('funding:HAND2', 'funding', 'USD')
      returning id`,
     );
     const [a, b] = accounts.map((r) => r.id);
-    const entry = (journalId: string, accountId: string, amount: number, sequence: number) =>
-      ledger.query(
-        `insert into entries (journal_id, ledger_account_id, amount_minor, currency, account_sequence, previous_balance_minor,
-                          current_balance_minor, hash)
-     values ($1, $2, $3, 'USD', $4, 0, $3, '\\x00')`,
-        [journalId, accountId, amount, sequence],
+    // a journal and its entries in ONE statement (as ledger_post writes them)
+    const journalWith = (legs: ReadonlyArray<readonly [string, number]>) =>
+      ledger.query<{ id: string }>(
+        `with j as (insert into journal_transactions (transaction_id, kind, source) values ($1, 'deposit', 'hand') returning id),
+              e as (insert into entries (journal_id, ledger_account_id, amount_minor, currency, account_sequence,
+                                         previous_balance_minor, current_balance_minor, hash)
+                    select j.id, l.account, l.amount, 'USD', 1, 0, l.amount, '\\x00'
+                      from j cross join unnest($2::bigint[], $3::bigint[]) as l(account, amount))
+         select id::text from j`,
+        [uuidv4(), legs.map(([account]) => account), legs.map(([, amount]) => amount)],
       );
-    const journal = async (kind: string) =>
-      (
-        await ledger.query<{ id: string }>(
-          `insert into journal_transactions (transaction_id, kind, source) values ($1, $2, 'hand') returning id`,
-          [uuidv4(), kind],
-        )
-      ).rows[0]!.id;
-
-    const attempts: Array<[string, () => Promise<void>]> = [
-      [
-        'one entry',
-        async () => {
-          await entry(await journal('deposit'), a!, 100, 1);
-        },
-      ],
+    const attempts: Array<[string, () => Promise<unknown>]> = [
+      ['one entry', () => journalWith([[a!, 100]])],
       [
         'unbalanced',
-        async () => {
-          const j = await journal('deposit');
-          await entry(j, a!, 100, 1);
-          await entry(j, b!, -99, 1);
-        },
+        () =>
+          journalWith([
+            [a!, 100],
+            [b!, -99],
+          ]),
       ],
       [
         'no entries',
+        () => ledger.query(`insert into journal_transactions (transaction_id, kind, source) values ($1, 'deposit', 'hand')`, [uuidv4()]),
+      ],
+      [
+        'entries apart from their journal',
         async () => {
-          await journal('deposit');
+          await ledger.query('begin');
+          try {
+            await ledger.query(`set constraints all deferred`);
+            await ledger.query(`insert into journal_transactions (transaction_id, kind, source) values ($1, 'deposit', 'hand')`, [
+              uuidv4(),
+            ]);
+          } finally {
+            await ledger.query('rollback');
+          }
         },
       ],
     ];
     for (const [label, write] of attempts) {
-      await ledger.query('begin');
-      await write();
-      const refused = await failure(t, () => ledger.query('commit'), label);
+      const refused = await failure(t, write, label);
       t.is(refused.constraint, 'journal_transactions_balanced', label);
       t.is(refused.code, '23514', label);
     }
@@ -439,9 +440,12 @@ test.serial(
     t.is(after[0].n, 0);
 
     await ledger.query('begin');
-    const j = await journal('deposit');
-    await entry(j, a!, 100, 1);
-    await entry(j, b!, -100, 1);
+    const j = (
+      await journalWith([
+        [a!, 100],
+        [b!, -100],
+      ])
+    ).rows[0]!.id;
     await ledger.query(
       `update ledger_accounts set balance_minor = case id when $1 then 100 else -100 end, entry_count = 1 where id = any($2::bigint[])`,
       [a, [a, b]],
@@ -492,6 +496,71 @@ test.serial('when several postings hit one account, then its sequence, running b
   const funding = await accountEntries('funding:USD');
   for (const [i, row] of funding.entries()) t.is(row.seq, String(i + 1));
 });
+
+test.serial(
+  'when a batch of holds from many wallets is posted, then each ledger account row is written once per batch, not once per entry',
+  async (t) => {
+    const wallets = Array.from({ length: 20 }, () => uuidv4());
+    await post(wallets.map((w) => event('deposit', w, 1_000n)));
+    // this backend's counts not yet flushed (pg_stat_xact_*), before and after ONE ledger_post call
+    const stats = async () => {
+      const { rows } = await ledger.query<{ relname: string; ins: string; upd: string }>(
+        `select relname, n_tup_ins::text as ins, n_tup_upd::text as upd from pg_stat_xact_user_tables
+          where relname in ('entries', 'ledger_accounts', 'journal_transactions')`,
+      );
+      return Object.fromEntries(rows.map((r) => [r.relname, { ins: Number(r.ins), upd: Number(r.upd) }]));
+    };
+    const settled = uuidv4();
+    const batch = [
+      ...wallets.map((w) => event('hold', w, 100n)),
+      event('hold', wallets[0]!, 40n, settled),
+      event('settle', wallets[0]!, 40n, settled),
+    ];
+    const written = await rolledBack(ledger, async () => {
+      const before = await stats();
+      await post(batch);
+      const after = await stats();
+      const delta = (table: string, field: 'ins' | 'upd') => (after[table]?.[field] ?? 0) - (before[table]?.[field] ?? 0);
+      return Object.fromEntries(
+        ['entries', 'ledger_accounts', 'journal_transactions'].map((table) => [
+          table,
+          { ins: delta(table, 'ins'), upd: delta(table, 'upd') },
+        ]),
+      );
+    });
+    // 22 journals, 44 entries; 20 wallets and in_transit:USD hold them, provider_clearing:USD takes the settle
+    t.is(written.journal_transactions?.ins, 22);
+    t.is(written.entries?.ins, 44);
+    t.is(written.ledger_accounts?.upd, 22, 'one update per account touched (per entry it would be 44)');
+
+    // posted for real, the chains run on without gaps across the batch
+    await post(batch);
+    const inTransit = await accountEntries('in_transit:USD');
+    let running = 0n;
+    let previousHash: Buffer | null = null;
+    for (const [i, row] of inTransit.entries()) {
+      t.is(row.seq, String(i + 1));
+      t.is(BigInt(row.previous), running);
+      running += BigInt(row.amount);
+      t.is(BigInt(row.current), running);
+      t.deepEqual(row.previous_hash, previousHash);
+      previousHash = row.hash;
+    }
+    const { rows: account } = await ledger.query(
+      `select balance_minor::text as balance, entry_count::text as n from ledger_accounts where code = 'in_transit:USD'`,
+    );
+    t.deepEqual(account[0], { balance: running.toString(), n: String(inTransit.length) });
+    const first = await accountEntries(`wallet:${wallets[0]}`);
+    t.deepEqual(
+      first.map((r) => [r.seq, r.amount, r.current]),
+      [
+        ['1', '-1000', '-1000'],
+        ['2', '100', '-900'],
+        ['3', '40', '-860'],
+      ],
+    );
+  },
+);
 
 test.serial('when a settle or reverse arrives before its hold, then the hold is posted first, and the late hold is a no-op', async (t) => {
   const accountId = uuidv4();
