@@ -146,7 +146,8 @@ const EnvSchema = z
     WEBHOOK_TIMEOUT_MS: milliseconds(100, 60_000, 5_000),
     WEBHOOK_CONNECT_TIMEOUT_MS: milliseconds(50, 30_000, 2_000),
     WEBHOOK_ENDPOINT_CONCURRENCY: count(1, 64, 4),
-    WEBHOOK_JOBS_MAX: count(1, 256, 4),
+    // at least 2: one endpoint has one round at most, so a hanging one never takes all of them
+    WEBHOOK_JOBS_MAX: count(2, 256, 4),
     WEBHOOK_RETRY_BASE_MS: milliseconds(10, 3_600_000, 10_000),
     WEBHOOK_RETRY_MAX_MS: milliseconds(10, 86_400_000, 3_600_000),
     // a delivery is retried for at least this long before it is given up (failed, replayable)

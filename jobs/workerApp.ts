@@ -49,6 +49,23 @@ export function graphileLogger(logger: Logger): GraphileLogger {
   });
 }
 
+/**
+ * Outgoing events: at most WEBHOOK_JOBS_MAX delivery rounds at once, always fewer than the slots
+ * (the rest is the money path's); an endpoint has one of them at most, so with two or more a
+ * hanging endpoint never delays another.
+ */
+function webhookSender(config: Config, logger: Logger) {
+  const concurrency = config.worker.concurrency;
+  const rounds = Math.max(1, Math.min(config.webhooks.jobsMax, concurrency - 1));
+  if (rounds < 2) {
+    logger.warn(
+      { workerConcurrency: concurrency, webhookRounds: rounds },
+      'one webhook delivery round per worker: a hanging endpoint delays the others (WORKER_CONCURRENCY of 3 or more avoids it)',
+    );
+  }
+  return createWebhookSender({ ...config.webhooks, jobsMax: rounds });
+}
+
 export async function startWorkerProcess(deps: {
   config: Config;
   databases: Databases;
@@ -111,11 +128,7 @@ export async function startWorkerProcess(deps: {
     logger,
   });
 
-  // outgoing events: at most WEBHOOK_JOBS_MAX delivery rounds at once, always fewer than the slots
-  const webhooks = createWebhookSender({
-    ...config.webhooks,
-    jobsMax: Math.max(1, Math.min(config.webhooks.jobsMax, settings.concurrency - 1)),
-  });
+  const webhooks = webhookSender(config, logger);
 
   let workerId: string | null = null;
   const events: WorkerEvents = new EventEmitter() as WorkerEvents;

@@ -4,8 +4,14 @@
 // us (X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">), with bounded connect and
 // response deadlines; record what came back and schedule the endpoint's next round, in one
 // transaction. A round holds a worker slot for at most one request's deadline, and at most
-// WEBHOOK_JOBS_MAX rounds run at once per worker process, so a slow or dead endpoint takes neither
-// another endpoint's turn for long nor the money path's slots.
+// WEBHOOK_JOBS_MAX rounds run at once per worker process.
+//
+// Isolation: a slow or hanging endpoint must never take what another endpoint needs. So, in a
+// worker process, an endpoint has at most ONE round running at a time (a round asked for meanwhile
+// is left to the running one, which goes again when it ends), so one endpoint holds at most one of
+// the WEBHOOK_JOBS_MAX rounds (at least 2); and the HTTP connections are never what an endpoint
+// waits for: there are as many per origin as this process can have requests open (rounds ×
+// requests per round), so two endpoints on one host never queue behind each other's sockets.
 import { Agent, request } from 'undici';
 import type { CommonQueryMethods, DatabasePool } from 'slonik';
 import { signWebhook } from '../gateway/webhookSignature.ts';
@@ -34,7 +40,11 @@ const RESPONSE_TEXT_LENGTH_MAX = 200;
 const BUSY_RETRY_MS = 250;
 const USER_AGENT = 'withdraw-system-webhooks/1';
 
-export type RoundOutcome = Readonly<{ sent: number; delivered: number; busy: boolean; disabled: boolean }>;
+/**
+ * busy: every round of this process was taken (by other endpoints), it comes back BUSY_RETRY_MS later;
+ * deferred: this endpoint's round is already running here, and goes again when it ends.
+ */
+export type RoundOutcome = Readonly<{ sent: number; delivered: number; busy: boolean; deferred: boolean; disabled: boolean }>;
 
 /** The body every delivery of an event carries: the same bytes on every attempt and to every endpoint. */
 export function eventBody(delivery: Pick<ClaimedDelivery, 'eventId' | 'type' | 'occurredAt' | 'data'>): string {
@@ -49,7 +59,9 @@ export function eventBody(delivery: Pick<ClaimedDelivery, 'eventId' | 'type' | '
 export function createWebhookSender(settings: WebhookSettings, clock: { nowMs: () => number } = { nowMs: () => Date.now() }) {
   const agent = new Agent({
     connect: { timeout: settings.connectTimeoutMs },
-    connections: settings.endpointConcurrency,
+    // per origin: every request this process can have open at once (a round sends at most
+    // endpointConcurrency), so a request never waits for a socket another endpoint's request holds
+    connections: settings.jobsMax * settings.endpointConcurrency,
     headersTimeout: settings.timeoutMs,
     bodyTimeout: settings.timeoutMs,
     keepAliveTimeout: 10_000,
@@ -63,6 +75,9 @@ export function createWebhookSender(settings: WebhookSettings, clock: { nowMs: (
   // the lease outlives a request's deadline, so a delivery in flight is never claimed twice
   const leaseMs = settings.timeoutMs + settings.connectTimeoutMs + 5_000;
   let running = 0;
+  // the endpoints with a round running in this process, and those asked for again meanwhile
+  const active = new Set<string>();
+  const again = new Set<string>();
 
   async function send(delivery: ClaimedDelivery, signal: AbortSignal | undefined): Promise<DeliveryResult> {
     const body = eventBody(delivery);
@@ -95,23 +110,44 @@ export function createWebhookSender(settings: WebhookSettings, clock: { nowMs: (
 
   /** One round for one endpoint; returns what it did. */
   async function deliverRound(db: DatabasePool, endpointId: string, signal?: AbortSignal): Promise<RoundOutcome> {
+    // one round per endpoint at a time here: a hanging endpoint holds one round, never all of them
+    if (active.has(endpointId)) {
+      again.add(endpointId);
+      return { sent: 0, delivered: 0, busy: false, deferred: true, disabled: false };
+    }
     // the rounds running in this process are bounded: the worker's other slots belong to the money path
     if (running >= settings.jobsMax) {
       await wakeEndpoint(db, endpointId, BUSY_RETRY_MS);
-      return { sent: 0, delivered: 0, busy: true, disabled: false };
+      return { sent: 0, delivered: 0, busy: true, deferred: false, disabled: false };
     }
     running += 1;
+    active.add(endpointId);
+    let outcome: RoundOutcome;
     try {
-      const claimed = await claimDeliveries(db, { endpointId, limit: settings.endpointConcurrency, leaseMs });
-      const sent = await Promise.all(claimed.map((delivery) => send(delivery, signal)));
-      // stopping (SIGTERM): what was cut short is not the endpoint's failure; its lease runs out and
-      // it goes again (at least once)
-      const results = signal?.aborted ? sent.filter((r) => r.delivered) : sent;
-      const recorded = await record(db, endpointId, results);
-      return { sent: sent.length, delivered: results.filter((r) => r.delivered).length, busy: false, disabled: recorded.disabled };
+      outcome = await sendRound(db, endpointId, signal);
     } finally {
       running -= 1;
+      active.delete(endpointId);
     }
+    // a round deferred to this one after it scheduled the next (a wake racing its end) is not lost
+    if (again.delete(endpointId)) await wakeEndpoint(db, endpointId);
+    return outcome;
+  }
+
+  async function sendRound(db: DatabasePool, endpointId: string, signal: AbortSignal | undefined): Promise<RoundOutcome> {
+    const claimed = await claimDeliveries(db, { endpointId, limit: settings.endpointConcurrency, leaseMs });
+    const sent = await Promise.all(claimed.map((delivery) => send(delivery, signal)));
+    // stopping (SIGTERM): what was cut short is not the endpoint's failure; its lease runs out and
+    // it goes again (at least once)
+    const results = signal?.aborted ? sent.filter((r) => r.delivered) : sent;
+    const recorded = await record(db, endpointId, results);
+    return {
+      sent: sent.length,
+      delivered: results.filter((r) => r.delivered).length,
+      busy: false,
+      deferred: false,
+      disabled: recorded.disabled,
+    };
   }
 
   function record(db: CommonQueryMethods, endpointId: string, results: readonly DeliveryResult[]) {
