@@ -299,7 +299,7 @@ export async function generateLedger(url: string, plan: HistoryPlan, log: Log): 
        select row_number() over (order by j.at, j.seq) as id, j.*
          from (
            select 0 as seq, md5('deposit' || md5('acct' || d.a)::uuid::text)::uuid as transaction_id, 'deposit'::text as kind,
-                  d.a, d.credited as amount, $2::timestamptz - make_interval(days => ceil($3::float8)::int + 5) as at,
+                  d.a, d.credited as amount, $1::timestamptz - make_interval(days => ceil($2::float8)::int + 5) as at,
                   'balance-outbox:deposit-' || d.a as source
              from (select o.a, sum(o.amount_minor) + 1000000 as credited from hist_orders o group by o.a) d
            union all
@@ -310,7 +310,7 @@ export async function generateLedger(url: string, plan: HistoryPlan, log: Log): 
                   o.updated_at, 'balance-outbox:' || (3 * o.g + 2)
              from hist_orders o where o.status in ('success', 'failed')
          ) j`,
-      [plan.accounts, plan.anchor, plan.spanDays],
+      [plan.anchor, plan.spanDays],
     );
     await step(
       c,
