@@ -325,7 +325,7 @@ export async function generateLedger(url: string, plan: HistoryPlan, log: Log): 
       log,
       'staging postings',
       `create unlogged table hist_postings as
-       select j.id as journal_id, j.transaction_id, j.kind, x.side, x.account_id, x.amount,
+       select j.id as journal_id, j.transaction_id, j.kind, x.side, x.account_id::bigint as account_id, x.amount::bigint as amount,
               (array['USD', 'EUR', 'GBP', 'JPY'])[1 + j.a % 4] as currency, j.at
          from hist_journals j
         cross join lateral (values
@@ -357,7 +357,7 @@ export async function generateLedger(url: string, plan: HistoryPlan, log: Log): 
              select b.*, pg_temp.hist_chain(b.account_id, b.seq, b.journal_id, b.transaction_id, b.kind, b.amount, b.currency,
                                             b.running - b.amount, b.running, b.at)
                            over (partition by b.account_id order by b.seq rows between unbounded preceding and current row) as hash
-               from (select p.*, row_number() over w as seq, sum(p.amount) over w as running
+               from (select p.*, row_number() over w as seq, (sum(p.amount) over w)::bigint as running
                        from hist_postings p window w as (partition by p.account_id order by p.journal_id, p.side)) b
            ) h
           order by h.at, h.journal_id, h.side`,
