@@ -14,6 +14,7 @@
 // orders, four currencies. Kept by retention only: idempotency keys (3 days), both outboxes (4 days),
 // applied callbacks (8 days), so a pruning run finds a day of each past its retention.
 import pg from 'pg';
+import { withLock } from './heavyLock.ts';
 
 export const RATE_PER_DAY = 10_000;
 export const MANUAL_ORDERS = 1_000;
@@ -89,9 +90,17 @@ async function session(url: string): Promise<pg.Client> {
   return client;
 }
 
+/** The heavy-run lock each step holds SHARED while it runs (none: no lock); set by the bench. */
+let stepLock: string | undefined;
+export function setStepLock(file: string | undefined): void {
+  stepLock = file;
+}
+/** fn as one step of generation: under the shared lock, released between steps */
+export const asStep = <T>(fn: () => Promise<T>): Promise<T> => withLock(stepLock, 'shared', fn);
+
 async function step(client: pg.Client, log: Log, label: string, text: string, values: unknown[] = []): Promise<void> {
   const started = performance.now();
-  const result = await client.query(text, values);
+  const result = await asStep(() => client.query(text, values));
   log(`  ${label}: ${result.rowCount ?? 0} rows, ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
@@ -344,24 +353,43 @@ export async function generateLedger(url: string, plan: HistoryPlan, log: Log): 
       $$;
       create aggregate pg_temp.hist_chain(bigint, bigint, bigint, uuid, text, bigint, text, bigint, bigint, timestamptz)
         (sfunc = pg_temp.hist_chain_step, stype = bytea);`);
-    await withoutSecondaryIndexes(c, log, ['entries'], async () => {
+    // the chains account by account, a slice of the accounts per step (each step holds the lock
+    // briefly), into a staging table; then one insert in time order, as the ledger appends them
+    await c.query(`create unlogged table hist_entries (journal_id bigint, account_id bigint, amount bigint, currency text, seq bigint,
+                     running bigint, previous_hash bytea, hash bytea, at timestamptz, side int)`);
+    const slices = Math.max(1, Math.min(16, Math.ceil(plan.orders / 1_000_000)));
+    for (let k = 0; k < slices; k += 1) {
       await step(
         c,
         log,
-        'entries (running balances and hash chains)',
-        `insert into entries (journal_id, ledger_account_id, amount_minor, currency, account_sequence, previous_balance_minor,
-                              current_balance_minor, previous_hash, hash, created_at)
-         select h.journal_id, h.account_id, h.amount, h.currency, h.seq, h.running - h.amount, h.running,
-                lag(h.hash) over (partition by h.account_id order by h.seq), h.hash, h.at
+        `staging entries: running balances and hash chains (accounts slice ${k + 1}/${slices})`,
+        `insert into hist_entries
+         select h.journal_id, h.account_id, h.amount, h.currency, h.seq, h.running,
+                lag(h.hash) over (partition by h.account_id order by h.seq), h.hash, h.at, h.side
            from (
              select b.*, pg_temp.hist_chain(b.account_id, b.seq, b.journal_id, b.transaction_id, b.kind, b.amount, b.currency,
                                             b.running - b.amount, b.running, b.at)
                            over (partition by b.account_id order by b.seq rows between unbounded preceding and current row) as hash
                from (select p.*, row_number() over w as seq, (sum(p.amount) over w)::bigint as running
-                       from hist_postings p window w as (partition by p.account_id order by p.journal_id, p.side)) b
-           ) h
+                       from hist_postings p where p.account_id % $1::int = $2::int
+                     window w as (partition by p.account_id order by p.journal_id, p.side)) b
+           ) h`,
+        [slices, k],
+      );
+    }
+    await c.query('drop table hist_postings');
+    await withoutSecondaryIndexes(c, log, ['entries'], async () => {
+      await step(
+        c,
+        log,
+        'entries',
+        `insert into entries (journal_id, ledger_account_id, amount_minor, currency, account_sequence, previous_balance_minor,
+                              current_balance_minor, previous_hash, hash, created_at)
+         select h.journal_id, h.account_id, h.amount, h.currency, h.seq, h.running - h.amount, h.running, h.previous_hash, h.hash, h.at
+           from hist_entries h
           order by h.at, h.journal_id, h.side`,
       );
+      await c.query('drop table hist_entries');
     });
     await step(
       c,
@@ -390,7 +418,7 @@ export async function generateLedger(url: string, plan: HistoryPlan, log: Log): 
                       ('journal_transactions', (select max(id) from journal_transactions)),
                       ('entries', (select max(id) from entries))) as v(t, m)`,
     );
-    await c.query('drop table hist_orders, hist_journals, hist_postings');
+    await c.query('drop table hist_orders, hist_journals');
   } finally {
     await c.end();
   }
@@ -402,8 +430,19 @@ export async function vacuumAnalyze(url: string, log: Log, label: string): Promi
   try {
     const started = performance.now();
     await client.query('set maintenance_work_mem = $$1GB$$');
-    await client.query('vacuum (analyze)');
-    await client.query('checkpoint');
+    // table by table (each a step of its own), the largest first, then the rest of the database
+    const { rows } = await client.query<{ name: string }>(
+      `select c.oid::regclass::text as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where c.relkind = 'r' and n.nspname = 'public' and pg_relation_size(c.oid) > 64 * 1024 * 1024
+        order by pg_relation_size(c.oid) desc`,
+    );
+    for (const row of rows) {
+      const one = performance.now();
+      await asStep(() => client.query(`vacuum (analyze) ${row.name}`));
+      log(`  vacuum analyze ${label}.${row.name}: ${((performance.now() - one) / 1000).toFixed(1)} s`);
+    }
+    await asStep(() => client.query('vacuum (analyze)'));
+    await asStep(() => client.query('checkpoint'));
     log(`  vacuum analyze ${label}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     await client.end();
