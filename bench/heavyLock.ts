@@ -11,12 +11,15 @@ export function holdLock(file: string, mode: 'shared' | 'exclusive'): Promise<Re
   const child = spawn('flock', [mode === 'shared' ? '-s' : '-x', file, '-c', 'echo held; exec cat >/dev/null'], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
+  let held = false;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return new Promise((resolve, reject) => {
     child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`flock ${file} exited with ${code} before holding the lock`)));
+    child.once('exit', (code) => {
+      if (!held) reject(new Error(`flock ${file} exited with ${code} before holding the lock`));
+    });
     child.stdout.once('data', () => {
-      child.removeAllListeners('exit');
+      held = true;
       resolve(async () => {
         child.stdin.end();
         await exited;
