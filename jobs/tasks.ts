@@ -15,6 +15,7 @@ import { runReconciliation } from '../reconcile/reconcileRun.ts';
 import type { WebhookSender } from '../app/webhooks/webhookDelivery.ts';
 import { sweepDeliveries } from '../app/webhooks/webhookQueries.ts';
 import { runLedgerCheckpoints } from '../reconcile/ledgerCheckpoints.ts';
+import { runDailyFold } from '../reconcile/dailyRollup.ts';
 import { dayBefore, importFromProvider } from '../reconcile/settlementImport.ts';
 import { runPruning } from './pruning.ts';
 
@@ -142,6 +143,13 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     if (run.stoppedBy === 'out_of_order') deps.logger.error({ nextDay: run.nextDay }, 'ledger checkpoints: an earlier day is not closed');
   };
 
+  const dailyFold: Task = async () => {
+    const run = await runDailyFold({ pool: databases.balance });
+    if (run.rebuilt)
+      deps.logger.info({ buckets: run.rebuilt.buckets, orders: run.rebuilt.orders.toString() }, 'daily-withdrawals rollup built');
+    if (run.leftOver) deps.logger.warn({ folded: run.folded }, 'daily-withdrawals rollup: deltas left for the next run');
+  };
+
   /** Yesterday's statement: the cron's own tick says which day, so a backfilled tick imports its own day. */
   const settlementImportYesterday: Task = async (payload, helpers) => {
     const { _cron } = parsePayload(CronPayload, payload ?? {}, helpers);
@@ -190,6 +198,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     worker__watchdog: workerWatchdog,
     outbox__prune: prune,
     ledger__checkpoint: ledgerCheckpoint,
+    reports__daily_fold: dailyFold,
     webhook__deliver: webhookDeliver,
     webhook__sweep: webhookSweep,
   };
