@@ -10,7 +10,14 @@
 // to a counting sink, as `--csv` does), and print EXPLAIN (ANALYZE, BUFFERS) of any report slower than 1 s. The data is plausible, not exact: balances
 // satisfy I1 and the ledger balances per journal, but status history, reservations and idempotency
 // keys are not generated (no report reads them). Numbers go in the issue notes, never in tests.
-import { rm } from 'node:fs/promises';
+//
+// `--reuse DIR` times the reports on a history `npm run bench:history -- --data D --generate-only`
+// kept (DIR = D/orders-N): it migrates it, imports the statements of its last 31 days and builds the
+// daily-withdrawals rollup if not done yet, then times; the history is left as it was found
+// otherwise. `--lock FILE`: the setup holds FILE shared, the timings exclusive. `--only a,b`: only
+// those reports. `--reports-dir DIR`: the report files from DIR (an older copy of sql/reports, to
+// time a report before and after a change on the same data).
+import { readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,12 +27,14 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import { ensureDatabase, startEmbeddedCluster, temporaryDataDir, type EmbeddedCluster } from '../app/db/embeddedPostgres.ts';
 import { migrateAll } from '../app/db/migrate.ts';
+import { runDailyFold } from '../reconcile/dailyRollup.ts';
+import { withLock } from './heavyLock.ts';
 import { createDatabases, endDatabases, type Databases } from '../app/db/pools.ts';
 import {
   csvRecord,
+  executeReport,
   explainReport,
   loadReport,
-  runReport,
   streamReport,
   validateReportParams,
   type ReportOptions,
@@ -38,8 +47,14 @@ const { values: args } = parseArgs({
     accounts: { type: 'string', default: '10000' },
     runs: { type: 'string', default: '3' },
     'explain-over': { type: 'string', default: '1000' },
+    reuse: { type: 'string' },
+    lock: { type: 'string' },
+    only: { type: 'string' },
+    'reports-dir': { type: 'string' },
   },
 });
+const ONLY = args.only ? new Set(args.only.split(',')) : null;
+const REPORTS_FROM = args['reports-dir'] ? path.resolve(args['reports-dir']) : undefined;
 const ORDERS = Number(args.orders);
 const ACCOUNTS = Number(args.accounts);
 const RUNS = Number(args.runs);
@@ -375,7 +390,7 @@ async function timeReports(databases: Databases, cases: readonly Case[]) {
       const started = performance.now();
       if (item.stream) {
         // as `--csv` does: every row through the cursor and the CSV writer, nothing kept
-        const report = loadReport(item.report);
+        const report = loadReport(item.report, REPORTS_FROM);
         let bytes = 0;
         const streamed = await streamReport(report, validateReportParams(report, item.input), databases, item.options ?? {}, {
           columns: (columns) => {
@@ -388,7 +403,8 @@ async function timeReports(databases: Databases, cases: readonly Case[]) {
         rows = streamed.rowCount;
         if (bytes === 0) throw new Error('no CSV written');
       } else {
-        rows = (await runReport(item.report, item.input, databases, item.options ?? {})).rows.length;
+        const report = loadReport(item.report, REPORTS_FROM);
+        rows = (await executeReport(report, validateReportParams(report, item.input), databases, item.options ?? {})).rows.length;
       }
       ms.push(Math.round(performance.now() - started));
     }
@@ -402,56 +418,113 @@ async function timeReports(databases: Databases, cases: readonly Case[]) {
   return results;
 }
 
-async function main() {
-  const started = performance.now();
+/** A fresh cluster in a temp folder, loaded with ORDERS orders (the bench's own data). */
+async function loadFresh(): Promise<{ cluster: EmbeddedCluster; anchor: string; busyUser: string; cleanup: string }> {
   // a folder the postgres user can reach when this runs as root
   const dataDir = await temporaryDataDir('withdraw-reports-bench-');
-  const parent = path.dirname(dataDir);
+  const cluster = await startEmbeddedCluster({
+    dataDir,
+    port: await freePort(),
+    persistent: false,
+    durable: false,
+    log: (line) => {
+      if (/FATAL|PANIC/.test(line)) log(`postgres: ${line}`);
+    },
+  });
+  const urls = clusterUrls(cluster);
+  await ensureDatabase(cluster.url('postgres'), urls.balanceName);
+  await ensureDatabase(cluster.url('postgres'), urls.ledgerName);
+  await migrateAll(urls);
+  const anchor = new Date().toISOString();
+  log(`loading ${ORDERS} orders over 90 days, ${ACCOUNTS} accounts, 4 currencies (embedded PostgreSQL in ${path.dirname(dataDir)})`);
+  log('balance:');
+  await loadBalance(urls.balanceUrl, anchor);
+  log('ledger:');
+  await loadLedger(urls.ledgerUrl, anchor);
+  await loadStatements(urls.balanceUrl, anchor, 31);
+  await closeLedgerDays(urls.ledgerUrl);
+  await vacuumAnalyze(urls.balanceUrl, 'balance');
+  await vacuumAnalyze(urls.ledgerUrl, 'ledger');
+  return { cluster, anchor, busyUser: 'bench-0', cleanup: path.dirname(dataDir) };
+}
+
+/** A history bench:history kept (DIR/pg, DIR/plan.json), with this bench's statements added once. */
+async function openKept(dir: string): Promise<{ cluster: EmbeddedCluster; anchor: string; busyUser: string; orders: number }> {
+  const plan = JSON.parse(await readFile(path.join(dir, 'plan.json'), 'utf8')) as { orders: number; anchor: string };
+  const cluster = await startEmbeddedCluster({
+    dataDir: path.join(dir, 'pg'),
+    port: await freePort(),
+    persistent: true,
+    durable: true,
+    log: (line) => {
+      if (/FATAL|PANIC/.test(line)) log(`postgres: ${line}`);
+    },
+  });
+  await withLock(args.lock, 'shared', async () => {
+    const urls = clusterUrls(cluster);
+    await migrateAll(urls);
+    const client = new pg.Client({ connectionString: urls.balanceUrl });
+    await client.connect();
+    const imported = await client.query('select 1 from settlement_statements limit 1');
+    await client.end();
+    if (imported.rowCount === 0) {
+      await loadStatements(urls.balanceUrl, plan.anchor, 31);
+      await vacuumAnalyze(urls.balanceUrl, 'balance');
+    }
+  });
+  return { cluster, anchor: plan.anchor, busyUser: 'hist-0', orders: plan.orders };
+}
+
+function clusterUrls(cluster: EmbeddedCluster) {
+  const [balanceName, ledgerName] = args.reuse ? ['history_balance', 'history_ledger'] : ['reports_bench_balance', 'reports_bench_ledger'];
+  return { balanceName, ledgerName, balanceUrl: cluster.url(balanceName), ledgerUrl: cluster.url(ledgerName) };
+}
+
+async function main() {
+  const started = performance.now();
   let cluster: EmbeddedCluster | null = null;
   let databases: Databases | null = null;
+  let cleanup: string | null = null;
   try {
-    cluster = await startEmbeddedCluster({
-      dataDir,
-      port: await freePort(),
-      persistent: false,
-      durable: false,
-      log: (line) => {
-        if (/FATAL|PANIC/.test(line)) log(`postgres: ${line}`);
-      },
-    });
-    const urls = { balanceUrl: cluster.url('reports_bench_balance'), ledgerUrl: cluster.url('reports_bench_ledger') };
-    await ensureDatabase(cluster.url('postgres'), 'reports_bench_balance');
-    await ensureDatabase(cluster.url('postgres'), 'reports_bench_ledger');
-    await migrateAll(urls);
-    const anchor = new Date().toISOString();
-    log(`loading ${ORDERS} orders over 90 days, ${ACCOUNTS} accounts, 4 currencies (embedded PostgreSQL in ${parent})`);
-    log('balance:');
-    await loadBalance(urls.balanceUrl, anchor);
-    log('ledger:');
-    await loadLedger(urls.ledgerUrl, anchor);
-    await loadStatements(urls.balanceUrl, anchor, 31);
-    await closeLedgerDays(urls.ledgerUrl);
-    await vacuumAnalyze(urls.balanceUrl, 'balance');
-    await vacuumAnalyze(urls.ledgerUrl, 'ledger');
+    let anchor: string;
+    let busyUser: string;
+    let orders = ORDERS;
+    if (args.reuse) {
+      const kept = await openKept(path.resolve(args.reuse));
+      ({ cluster, anchor, busyUser, orders } = kept);
+    } else {
+      const fresh = await loadFresh();
+      ({ cluster, anchor, busyUser } = fresh);
+      cleanup = fresh.cleanup;
+    }
+    const urls = clusterUrls(cluster);
     const loadedMs = performance.now() - started;
-    const tableSizes = [
-      ...(await sizes(urls.balanceUrl, ['withdraw_orders', 'settlement_lines', 'reconciliation_breaks', 'outbox'])),
-      ...(await sizes(urls.ledgerUrl, ['entries', 'journal_transactions', 'ledger_accounts'])),
-    ];
-
     databases = await createDatabases(urls, {
       poolSizeMax: 2,
       statementTimeoutMs: 600_000,
       applicationName: 'reports-bench',
       ledgerRole: null,
     });
+    // the daily-withdrawals rollup, as the reports__daily_fold job builds it (bulk loads bypass its trigger)
+    const fold = await withLock(args.lock, 'shared', () => runDailyFold({ pool: databases!.balance }));
+    if (fold.rebuilt) log(`  daily-withdrawals rollup built: ${fold.rebuilt.buckets} buckets, ${fold.rebuilt.orders} orders`);
+    const tableSizes = await withLock(args.lock, 'shared', async () => [
+      ...(await sizes(urls.balanceUrl, [
+        'withdraw_orders',
+        'settlement_lines',
+        'withdraw_daily_rollup',
+        'reconciliation_breaks',
+        'outbox',
+      ])),
+      ...(await sizes(urls.ledgerUrl, ['entries', 'journal_transactions', 'ledger_accounts'])),
+    ]);
     const days = (n: number) => new Date(Date.parse(anchor) - n * 86_400_000).toISOString();
     /** the date (YYYY-MM-DD, a midnight in the report's zone) n days before the anchor's UTC day */
     const dayStart = (n: number) => new Date(Date.parse(`${anchor.slice(0, 10)}T00:00:00Z`) - n * 86_400_000).toISOString().slice(0, 10);
-    // every account has orders / accounts orders (g % accounts); bench-0's statement is as long as any
+    // every account has orders / accounts orders (g % accounts); the first account's statement is as long as any
     const busyAccount = await databases.balance.oneFirst(sql.type(z.object({ id: z.string() }))`
-      select id::text as id from accounts where user_id = 'bench-0'`);
-    const cases: Case[] = [
+      select id::text as id from accounts where user_id = ${busyUser}`);
+    const all: Case[] = [
       { report: 'daily-withdrawals', input: {} },
       { report: 'daily-withdrawals', input: { from: days(30), to: anchor, currency: 'USD' } },
       { report: 'trial-balance', input: {} },
@@ -470,29 +543,37 @@ async function main() {
       { report: 'payouts', input: { from: dayStart(2), to: dayStart(1) }, stream: true },
       { report: 'payouts', input: { from: dayStart(31), to: dayStart(1) }, options: { timeZone: 'Asia/Tokyo' }, stream: true },
     ];
-    const timings = await timeReports(databases, cases);
-
+    const cases = all.filter((c) => ONLY === null || ONLY.has(c.report));
+    const db = databases;
     const out = (line = '') => process.stdout.write(`${line}\n`);
-    out(
-      `reports bench: ${ORDERS} orders, ${ACCOUNTS} accounts; ${os.cpus().length} cpus, node ${process.version}; load ${Math.round(loadedMs / 1000)} s`,
-    );
-    for (const line of tableSizes) out(`  ${line}`);
-    out();
-    const width = Math.max(...timings.map((t) => t.label.length));
-    out(`${'report'.padEnd(width)}  ${Array.from({ length: RUNS }, (_, i) => `run ${i + 1}`.padStart(8)).join('')}  rows`);
-    for (const t of timings) out(`${t.label.padEnd(width)}  ${t.ms.map((ms) => `${ms} ms`.padStart(8)).join('')}  ${t.rows}`);
-    for (const t of timings.filter((timing) => timing.slow)) {
-      const report = loadReport(t.item.report);
-      out(`\nEXPLAIN (ANALYZE, BUFFERS) ${t.label} (slower than ${SLOW_MS} ms):`);
-      for (const { database, plan } of await explainReport(report, validateReportParams(report, t.item.input), databases)) {
-        out(`-- ${database}\n${plan}`);
+    await withLock(args.lock, 'exclusive', async () => {
+      const timings = await timeReports(db, cases);
+      out(
+        `reports bench: ${orders} orders${args.reuse ? ` (bench:history ${args.reuse})` : `, ${ACCOUNTS} accounts`}; ${os.cpus().length} cpus, node ${process.version}; load ${Math.round(loadedMs / 1000)} s${REPORTS_FROM ? `; reports from ${REPORTS_FROM}` : ''}`,
+      );
+      for (const line of tableSizes) out(`  ${line}`);
+      out();
+      const width = Math.max(...timings.map((t) => t.label.length));
+      out(`${'report'.padEnd(width)}  ${Array.from({ length: RUNS }, (_, i) => `run ${i + 1}`.padStart(8)).join('')}  rows`);
+      for (const t of timings) out(`${t.label.padEnd(width)}  ${t.ms.map((ms) => `${ms} ms`.padStart(8)).join('')}  ${t.rows}`);
+      for (const t of timings.filter((timing) => timing.slow)) {
+        const report = loadReport(t.item.report, REPORTS_FROM);
+        out(`\nEXPLAIN (ANALYZE, BUFFERS) ${t.label} (slower than ${SLOW_MS} ms):`);
+        for (const { database, plan } of await explainReport(
+          report,
+          validateReportParams(report, t.item.input),
+          db,
+          t.item.options ?? {},
+        )) {
+          out(`-- ${database}\n${plan}`);
+        }
       }
-    }
-    if (!timings.some((t) => t.slow)) out(`\nno report took more than ${SLOW_MS} ms`);
+      if (!timings.some((t) => t.slow)) out(`\nno report took more than ${SLOW_MS} ms`);
+    });
   } finally {
     if (databases) await endDatabases(databases);
     await cluster?.stop();
-    await rm(parent, { recursive: true, force: true });
+    if (cleanup) await rm(cleanup, { recursive: true, force: true });
   }
 }
 
