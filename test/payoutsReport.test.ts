@@ -4,7 +4,7 @@
 import test from 'ava';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { formatCsv, loadReport, runReport, streamReport, validateReportParams } from '../reconcile/reports.ts';
+import { explainReport, formatCsv, loadReport, runReport, streamReport, validateReportParams } from '../reconcile/reports.ts';
 import { importStatement, parseStatement } from '../reconcile/settlementStatement.ts';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { DAY, dayStatement, NEXT_DAY, seedFinanceHistory, type FinanceHistory } from './helpers/financeHistory.ts';
@@ -162,4 +162,23 @@ test('when payouts streams in small batches, then the merge by transaction id gi
   t.deepEqual(rows, whole.rows);
   const csv = formatCsv(whole);
   t.deepEqual(parseCsv(csv), [COLUMNS, ...whole.rows.map((row) => row.map((cell) => cell ?? ''))]);
+});
+
+test('when payouts runs, then settlement_lines is probed once per order, not once for the paid line and again for a reversal', async (t) => {
+  const report = loadReport('payouts');
+  const values = validateReportParams(report, { from: DAY, to: NEXT_DAY });
+  const orders = (await runReport('payouts', { from: DAY, to: NEXT_DAY }, db.databases)).rows.length;
+  t.true(orders > 1);
+  const [balance] = await explainReport(report, values, db.databases);
+  // every plan node that reads settlement_lines, with how many times it ran
+  const probes = balance!.plan
+    .split('\n')
+    .filter((line) => / on settlement_lines\b/.test(line))
+    .map((line) => Number(/loops=(\d+)/.exec(line)?.[1] ?? 0));
+  t.true(probes.length > 0, balance!.plan);
+  t.is(
+    probes.reduce((a, b) => a + b, 0),
+    orders,
+    balance!.plan,
+  );
 });
