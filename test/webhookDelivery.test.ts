@@ -30,17 +30,23 @@ test.before(async () => {
     env: {
       WEBHOOK_RETRY_BASE_MS: '20',
       WEBHOOK_RETRY_MAX_MS: '200',
-      // long enough that a hanging endpoint's requests are still open when the test looks
-      WEBHOOK_TIMEOUT_MS: '30000',
+      // long enough (the most there is) that a hanging endpoint's requests are still open when
+      // the test looks, on a loaded machine too
+      WEBHOOK_TIMEOUT_MS: '60000',
     },
   });
   balance = new pg.Pool({ connectionString: system.db.balanceUrl, max: 4 });
 });
 
 test.after.always(async () => {
-  await balance?.end();
-  await system?.stop();
-  await receiver?.close();
+  // the receiver closes even when stopping the system fails: left listening, it keeps this file's
+  // process (and the whole run) alive
+  try {
+    await balance?.end();
+    await system?.stop();
+  } finally {
+    await receiver?.close();
+  }
 });
 
 async function register(path: string, events: string[] = ALL_TYPES): Promise<string> {

@@ -34,9 +34,13 @@ async function setUp(t: ExecutionContext, env: Record<string, string>, receivers
       await call(system.url, 'DELETE', `/admin/webhook-endpoints/${id}`, { token: system.adminToken }).catch(() => {});
     }
     for (const receiver of receivers) receiver.releaseHanging('/hanging');
-    await balance.end();
-    await system.stop();
-    for (const receiver of receivers) await receiver.close();
+    try {
+      await balance.end();
+      await system.stop();
+    } finally {
+      // closed whatever happened above: a receiver left listening keeps the process alive
+      for (const receiver of receivers) await receiver.close();
+    }
   });
   return {
     system,

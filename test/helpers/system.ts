@@ -180,11 +180,18 @@ export async function startTestSystem(
     startWorker,
     waitForOrders,
     stop: async () => {
-      await worker?.stop();
-      await web.close(1_000);
-      await sim?.stop();
-      await Promise.allSettled(psps.map((psp) => psp.close()));
-      if (!options.db) await db.drop();
+      // every part is stopped even when one fails (a server left listening would keep the test
+      // file's process, and so the whole run, alive); then the first failure is thrown
+      const steps: Array<() => Promise<unknown> | undefined> = [
+        () => worker?.stop(),
+        () => web.close(1_000),
+        () => sim?.stop(),
+        () => Promise.allSettled(psps.map((psp) => psp.close())),
+        () => (options.db ? undefined : db.drop()),
+      ];
+      const failures: unknown[] = [];
+      for (const step of steps) await Promise.resolve(step()).catch((error: unknown) => failures.push(error));
+      if (failures.length > 0) throw failures[0];
     },
   };
 }
