@@ -28,10 +28,10 @@ export const CRONTAB = [
   '* * * * * maintenance__prune ?id=maintenance_prune&max=1&jobKey=maintenance_prune&queue=maintenance_prune',
   // outgoing events: wake endpoints whose deliveries wait without a job (a lost job, a lease run out)
   '* * * * * webhook__sweep ?id=webhook_sweep&max=1&jobKey=cron_webhook_sweep',
-  // close each UTC day of the ledger (per-account and per-currency checkpoints) once it is over
   // the daily-withdrawals rollup: built once, then the minute's deltas folded into it (the report
   // reads rollup plus deltas, so it is exact either way; the fold keeps the deltas few)
   '* * * * * reports__daily_fold ?id=reports_daily_fold&max=1&jobKey=cron_reports_daily_fold&queue=reports_daily_fold',
+  // close each UTC day of the ledger (per-account and per-currency checkpoints) once it is over
   '*/10 * * * * ledger__checkpoint ?id=ledger_checkpoint&max=1&jobKey=cron_ledger_checkpoint',
 ].join('\n');
 
