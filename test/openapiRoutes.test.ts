@@ -144,7 +144,11 @@ test('when the served document is linted with redocly’s recommended rules, the
       { env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' }, maxBuffer: 16 * 1024 * 1024 },
     ).then(
       (r) => r.stdout,
-      (error: { stdout?: string }) => error.stdout ?? '',
+      (error: { stdout?: string; stderr?: string; message?: string }) => {
+        // no report at all: redocly did not run (not installed, crashed): say why, not "bad JSON"
+        if (!error.stdout?.includes('{')) throw new Error(`redocly gave no report: ${error.message ?? ''} ${error.stderr ?? ''}`);
+        return error.stdout;
+      },
     );
     const report = JSON.parse(stdout.slice(stdout.indexOf('{'))) as {
       totals: { errors: number; warnings: number };
